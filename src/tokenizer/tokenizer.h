@@ -1,0 +1,68 @@
+// Tokenizer built from GGUF metadata (shared/specs/gguf-and-llama.md §4): GPT-2 byte-level
+// BPE with the model's declared pre-tokenizer, special tokens matched whole, BOS/EOS per
+// metadata. Chat templates live in chat_template.h; Unicode classes in unicode.h.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/status.h"
+
+namespace strata::gguf { class File; }
+
+namespace strata {
+
+using TokenId = int32_t;
+
+enum class TokenType : int32_t {
+    kUndefined = 0, kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5,
+    kByte = 6,
+};
+
+struct Vocab {
+    std::string model;  // tokenizer.ggml.model, e.g. "gpt2"
+    std::string pre;    // tokenizer.ggml.pre, e.g. "smollm"
+    std::vector<std::string> tokens;     // by id, byte-level mapped text
+    std::vector<TokenType> types;        // by id
+    std::vector<std::string> merges;     // "left right", rank = index
+    TokenId bos = -1, eos = -1, unk = -1, pad = -1, eot = -1;
+    bool add_bos = false, add_eos = false;
+    std::string chat_template;  // raw Jinja text from the file (may be empty)
+};
+
+class Tokenizer {
+public:
+    // Validates the vocab (sizes agree, special ids in range, merges well formed,
+    // pre-tokenizer known) and builds lookup tables.
+    static Result<std::unique_ptr<Tokenizer>> create(Vocab vocab);
+    static Result<std::unique_ptr<Tokenizer>> from_gguf(const gguf::File& file);
+
+    // parse_special: match control/user-defined token strings whole (used for templated
+    // prompts); off for untrusted user content. add_bos/add_eos follow the metadata when
+    // add_special is true.
+    std::vector<TokenId> encode(std::string_view text, bool add_special = false,
+                                bool parse_special = true) const;
+    // Raw bytes of one token (control tokens render as their text when render_special).
+    std::string token_to_piece(TokenId id, bool render_special = true) const;
+    std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const;
+
+    const Vocab& vocab() const { return vocab_; }
+    int32_t n_vocab() const { return int32_t(vocab_.tokens.size()); }
+    bool is_eog(TokenId id) const;  // end-of-generation: eos, eot, and <|endoftext|>-like ids
+    TokenId bos() const { return vocab_.bos; }
+    TokenId eos() const { return vocab_.eos; }
+
+    ~Tokenizer();
+
+private:
+    Tokenizer() = default;
+    struct Impl;
+    Vocab vocab_;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata
