@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -162,7 +163,10 @@ Status File::parse(Limits limits) {
     if (n_kv > limits.max_kv)
         return invalid_input("metadata count {} exceeds the limit {}", n_kv, limits.max_kv);
 
-    kv_.reserve(size_t(n_kv));
+    // Each entry takes at least 13 bytes (key length, value type, one value byte): reserve
+    // no more than the file can hold, so a 24-byte header claiming 2^16 (or, with raised
+    // limits, 2^40) entries does not allocate for them.
+    kv_.reserve(size_t(std::min<uint64_t>(n_kv, c.remaining() / 13)));
     for (uint64_t k = 0; k < n_kv; ++k) {
         std::string key;
         if (!c.read_string(&key, 65535))
@@ -270,10 +274,14 @@ Status File::parse(Limits limits) {
                              data_offset_, uint64_t(size_));
     const uint64_t data_size = size_ > data_offset_ ? size_ - data_offset_ : 0;
     for (auto& t : tensors_) {
-        if (t.offset > data_size || t.nbytes > data_size - t.offset)
+        if (t.offset > data_size || t.nbytes > data_size - t.offset) {
+            if (t.nbytes > ~uint64_t(0) - t.offset)  // the end does not fit in 64 bits
+                return invalid_input("{}: data offset {} plus {} bytes overflows", t.name,
+                                     t.offset, t.nbytes);
             return invalid_input(
                 "{}: data [{}, {}) runs past the end of the data section ({} bytes; file truncated?)",
                 t.name, t.offset, t.offset + t.nbytes, data_size);
+        }
         t.data = base_ + data_offset_ + t.offset;
     }
     return ok_status();

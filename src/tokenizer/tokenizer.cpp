@@ -1,1 +1,428 @@
-// placeholder
+// Byte-level BPE tokenizer (tokenizer.ggml.model = gpt2), matching llama.cpp's
+// src/llama-vocab.cpp: validation and tables (create/from_gguf), the end-of-generation set,
+// the special-token partition, BPE by merge rank, and decoding through the inverse GPT-2
+// byte map. Pre-tokenization and the byte map itself live in unicode.cpp.
+// Spec: shared/specs/gguf-and-llama.md §4.
+#include "tokenizer/tokenizer.h"
+
+#include <algorithm>
+#include <functional>
+#include <queue>
+
+#include "base/log.h"
+#include "gguf/gguf.h"
+#include "tokenizer/unicode.h"
+
+namespace strata {
+namespace {
+
+struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+// tokenizer.ggml.pre values we implement; the error for any other lists these names.
+struct PreTokenizer {
+    std::string_view name;
+    bool split_digits;  // \p{N} pass before the GPT-2 pattern (llama.cpp's smollm group)
+};
+constexpr PreTokenizer kPreTokenizers[] = {{"smollm", true}, {"gpt2", false}};
+constexpr std::string_view kPreTokenizerNames = "smollm, gpt2";
+
+// llama.cpp finds these roles by token text when the metadata does not name them, and
+// forces such tokens to control type (llama_vocab::impl::load, "auto-detect special tokens
+// by text"). The FIM pad/repo/sep tokens and kEogTexts also end generation.
+using TextList = std::initializer_list<std::string_view>;
+const TextList kEotTexts = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
+                            "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+                            "<｜end▁of▁sentence｜>", "<end_of_utterance>"};
+const TextList kEomTexts = {"<|eom_id|>"};
+const TextList kFimPreTexts = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
+                               "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>"};
+const TextList kFimSufTexts = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
+                               "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>"};
+const TextList kFimMidTexts = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
+                               "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>"};
+const TextList kFimPadTexts = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>"};
+const TextList kFimRepTexts = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
+                               "<reponame>"};
+const TextList kFimSepTexts = {"<|file_sep|>"};
+const TextList kEogTexts = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>",
+                            "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
+                            "<|end_of_text|>", "<end_of_utterance>"};
+
+bool in_list(const TextList& list, std::string_view s) {
+    return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+bool is_special_type(TokenType t) {
+    return t == TokenType::kControl || t == TokenType::kUserDefined || t == TokenType::kUnknown;
+}
+
+// A run of the input: raw text still to be tokenized (id < 0) or a matched special token.
+struct Fragment {
+    TokenId id = -1;
+    size_t off = 0;
+    size_t len = 0;
+};
+
+struct Symbol {
+    int32_t prev, next;
+    uint32_t off, n;  // bytes of the mapped word
+};
+
+// A candidate merge of symbols left and right; stale once either side has changed size.
+struct Bigram {
+    int32_t rank;
+    int32_t left, right;
+    uint32_t size;
+};
+// Lowest rank first; among equal ranks the leftmost (llama.cpp's llm_bigram_bpe order).
+struct BigramAfter {
+    bool operator()(const Bigram& l, const Bigram& r) const {
+        return l.rank > r.rank || (l.rank == r.rank && l.left > r.left);
+    }
+};
+
+// Per-call buffers, so encode() stays const and thread-safe without locks.
+struct Scratch {
+    std::string mapped, key;
+    std::vector<Symbol> syms;
+    std::priority_queue<Bigram, std::vector<Bigram>, BigramAfter> queue;
+    std::vector<unicode::Span> spans;
+};
+
+}  // namespace
+
+struct Tokenizer::Impl {
+    bool split_digits = true;
+    std::vector<TokenType> types;     // after the text-based promotions to kControl
+    StringMap<TokenId> token_to_id;   // a repeated text maps to its last id, as in llama.cpp
+    StringMap<int32_t> merge_rank;    // "left right" -> rank; a repeated merge keeps the first
+    std::vector<TokenId> specials;    // control/user-defined/unknown ids, longest text first
+    std::vector<std::string> pieces;  // bytes of each token, control tokens rendered
+    std::vector<uint8_t> eog;         // by id
+
+    void partition(std::string_view text, bool parse_special, const Vocab& v,
+                   std::vector<Fragment>* frags) const;
+    void bpe(std::string_view bytes, Scratch* s, std::vector<TokenId>* out) const;
+};
+
+Tokenizer::~Tokenizer() = default;
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::create(Vocab vocab) {
+    if (vocab.model != "gpt2")
+        return unsupported("tokenizer: unsupported tokenizer.ggml.model \"{}\" (supported: gpt2)",
+                           vocab.model);
+    const PreTokenizer* pre = nullptr;
+    for (const auto& p : kPreTokenizers)
+        if (p.name == vocab.pre) pre = &p;
+    if (!pre)
+        return unsupported("tokenizer: unsupported tokenizer.ggml.pre \"{}\" (supported: {})",
+                           vocab.pre, kPreTokenizerNames);
+    const size_t n = vocab.tokens.size();
+    if (n == 0) return invalid_input("tokenizer: tokenizer.ggml.tokens is empty");
+    if (n > size_t(INT32_MAX))
+        return out_of_range("tokenizer: {} tokens exceed the supported maximum", n);
+    if (vocab.types.size() != n)
+        return invalid_input(
+            "tokenizer: tokenizer.ggml.token_type has {} entries but tokenizer.ggml.tokens has {}",
+            vocab.types.size(), n);
+    const std::pair<const char*, TokenId> ids[] = {
+        {"bos", vocab.bos}, {"eos", vocab.eos}, {"unknown", vocab.unk},
+        {"padding", vocab.pad}, {"eot", vocab.eot}, {"eom", vocab.eom}};
+    for (const auto& [name, id] : ids)
+        if (id < -1 || int64_t(id) >= int64_t(n))
+            return invalid_input("tokenizer: {}_token_id {} is out of range (vocab has {} tokens)",
+                                 name, id, n);
+    if (vocab.add_bos && vocab.bos < 0)
+        return invalid_input("tokenizer: add_bos_token is true but bos_token_id is not set");
+    if (vocab.add_eos && vocab.eos < 0)
+        return invalid_input("tokenizer: add_eos_token is true but eos_token_id is not set");
+
+    auto impl = std::make_unique<Impl>();
+    impl->split_digits = pre->split_digits;
+    impl->merge_rank.reserve(vocab.merges.size());
+    for (size_t i = 0; i < vocab.merges.size(); ++i) {
+        // llama.cpp splits at the first space after position 0; both sides must be non-empty.
+        const std::string& m = vocab.merges[i];
+        const size_t sp = m.find(' ', 1);
+        if (sp == std::string::npos || sp + 1 == m.size())
+            return invalid_input(
+                "tokenizer: tokenizer.ggml.merges[{}] \"{}\" is not of the form \"left right\"",
+                i, m);
+        impl->merge_rank.emplace(m, int32_t(i));
+    }
+    impl->token_to_id.reserve(n);
+    for (size_t i = 0; i < n; ++i) impl->token_to_id[vocab.tokens[i]] = TokenId(i);
+
+    impl->types = vocab.types;
+    for (auto& t : impl->types)
+        if (int32_t(t) < 0 || int32_t(t) > int32_t(TokenType::kByte)) t = TokenType::kUndefined;
+
+    // Roles found by text (lowest id wins where llama.cpp takes the first hash-map hit).
+    TokenId eot = vocab.eot, eom = vocab.eom;
+    TokenId fim_pre = -1, fim_suf = -1, fim_mid = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;
+    std::vector<uint8_t> promote(n, 0);
+    const std::pair<TokenId*, const TextList*> roles[] = {
+        {&eot, &kEotTexts},         {&eom, &kEomTexts},         {&fim_pre, &kFimPreTexts},
+        {&fim_suf, &kFimSufTexts},  {&fim_mid, &kFimMidTexts},  {&fim_pad, &kFimPadTexts},
+        {&fim_rep, &kFimRepTexts},  {&fim_sep, &kFimSepTexts}};
+    for (size_t i = 0; i < n; ++i) {
+        for (const auto& [role, texts] : roles) {
+            if (*role >= 0 || !in_list(*texts, vocab.tokens[i])) continue;
+            *role = TokenId(i);
+            promote[i] = 1;
+        }
+    }
+    impl->eog.assign(n, 0);
+    for (TokenId id : {fim_pad, fim_rep, fim_sep, vocab.eos, eot, eom})
+        if (id >= 0) impl->eog[size_t(id)] = 1;
+    for (size_t i = 0; i < n; ++i) {
+        if (in_list(kEogTexts, vocab.tokens[i])) impl->eog[i] = promote[i] = 1;
+        if (promote[i]) impl->types[i] = TokenType::kControl;
+    }
+
+    for (size_t i = 0; i < n; ++i)
+        if (is_special_type(impl->types[i]) && !vocab.tokens[i].empty())
+            impl->specials.push_back(TokenId(i));
+    std::stable_sort(impl->specials.begin(), impl->specials.end(), [&](TokenId a, TokenId b) {
+        return vocab.tokens[size_t(a)].size() > vocab.tokens[size_t(b)].size();
+    });
+
+    // Decoded bytes per token, as llama.cpp's token_to_piece: special and user-defined
+    // tokens verbatim, normal tokens through the inverse byte map, other types empty.
+    impl->pieces.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+        const std::string& text = vocab.tokens[i];
+        const TokenType t = impl->types[i];
+        if (is_special_type(t)) {
+            impl->pieces[i] = text;
+        } else if (t == TokenType::kNormal) {
+            std::string& out = impl->pieces[i];
+            for (size_t pos = 0; pos < text.size();) {
+                uint32_t cpt = 0;
+                const size_t len = unicode::decode_utf8(text, pos, &cpt);
+                const int b = unicode::cpt_to_byte(cpt);
+                // A character outside the map (not in a byte-level vocab) passes through.
+                if (b >= 0) out.push_back(char(b));
+                else out.append(text, pos, len);
+                pos += len;
+            }
+        }
+    }
+
+    std::unique_ptr<Tokenizer> tok(new Tokenizer());
+    tok->vocab_ = std::move(vocab);
+    tok->impl_ = std::move(impl);
+    return tok;
+}
+
+Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const gguf::File& file) {
+    using gguf::ValueType;
+    Vocab v;
+    auto model = file.get_string("tokenizer.ggml.model");
+    if (!model) return model.error().with_context("tokenizer");
+    v.model = std::move(*model);
+    if (file.find("tokenizer.ggml.pre")) {
+        auto pre = file.get_string("tokenizer.ggml.pre");
+        if (!pre) return pre.error().with_context("tokenizer");
+        v.pre = std::move(*pre);
+    }
+    auto array = [&](const char* key, bool strings, bool required) -> Result<const gguf::Value*> {
+        const gguf::Value* a = file.find(key);
+        if (!a) {
+            if (required) return not_found("tokenizer: metadata key '{}' is missing", key);
+            return static_cast<const gguf::Value*>(nullptr);
+        }
+        gguf::Value elem;  // classifies the element type with Value::is_int
+        elem.type = a->elem_type;
+        const bool ok = a->type == ValueType::ARRAY &&
+                        (strings ? a->elem_type == ValueType::STRING : elem.is_int());
+        if (!ok)
+            return invalid_input("tokenizer: {}: expected an array of {}, file has {}{}", key,
+                                 strings ? "strings" : "integers",
+                                 a->type == ValueType::ARRAY ? "an array of " : "",
+                                 value_type_name(a->type == ValueType::ARRAY ? a->elem_type
+                                                                             : a->type));
+        return a;
+    };
+    auto tokens = array("tokenizer.ggml.tokens", true, true);
+    if (!tokens) return tokens.error();
+    v.tokens = (*tokens)->strs;
+    auto types = array("tokenizer.ggml.token_type", false, false);
+    if (!types) return types.error();
+    if (*types) {
+        v.types.reserve((*types)->ints.size());
+        for (int64_t t : (*types)->ints)
+            v.types.push_back(t >= 0 && t <= int64_t(TokenType::kByte) ? TokenType(t)
+                                                                         : TokenType::kUndefined);
+    } else {
+        v.types.assign(v.tokens.size(), TokenType::kNormal);  // llama.cpp's default
+    }
+    auto merges = array("tokenizer.ggml.merges", true, v.model == "gpt2");
+    if (!merges) return merges.error();
+    if (*merges) v.merges = (*merges)->strs;
+
+    // llama.cpp ignores an out-of-range special id with a warning; so do we.
+    const int64_t n = int64_t(v.tokens.size());
+    auto id = [&](const char* key) -> TokenId {
+        const int64_t x = file.get_int_or(key, -1);
+        if (x == -1) return -1;
+        if (x < 0 || x >= n) {
+            log_warn("tokenizer: ignoring {} = {} (vocab has {} tokens)", key, x, n);
+            return -1;
+        }
+        return TokenId(x);
+    };
+    v.bos = id("tokenizer.ggml.bos_token_id");
+    v.eos = id("tokenizer.ggml.eos_token_id");
+    v.unk = id("tokenizer.ggml.unknown_token_id");
+    v.pad = id("tokenizer.ggml.padding_token_id");
+    v.eot = id("tokenizer.ggml.eot_token_id");
+    v.eom = id("tokenizer.ggml.eom_token_id");
+    v.add_bos = file.get_bool_or("tokenizer.ggml.add_bos_token", false);
+    v.add_eos = file.get_bool_or("tokenizer.ggml.add_eos_token", false);
+    if (file.find("tokenizer.chat_template")) {
+        auto tmpl = file.get_string("tokenizer.chat_template");
+        if (!tmpl) return tmpl.error().with_context("tokenizer");
+        v.chat_template = std::move(*tmpl);
+    }
+    return create(std::move(v));
+}
+
+// llama.cpp's tokenizer_st_partition: for each special token, longest first, cut every
+// occurrence out of the raw fragments left so far. User-defined tokens are matched even
+// without parse_special (as HF tokenizers do); control and unknown ones only with it.
+void Tokenizer::Impl::partition(std::string_view text, bool parse_special, const Vocab& v,
+                                std::vector<Fragment>* frags) const {
+    frags->assign(1, Fragment{-1, 0, text.size()});
+    std::vector<Fragment> next;
+    for (TokenId id : specials) {
+        const TokenType t = types[size_t(id)];
+        if (!parse_special && (t == TokenType::kControl || t == TokenType::kUnknown)) continue;
+        const std::string& tok = v.tokens[size_t(id)];
+        next.clear();
+        for (const Fragment& f : *frags) {
+            if (f.id >= 0) {
+                next.push_back(f);
+                continue;
+            }
+            size_t off = f.off, len = f.len;
+            while (len > 0) {
+                const size_t m = text.substr(0, off + len).find(tok, off);
+                if (m == std::string_view::npos) break;
+                if (m > off) next.push_back({-1, off, m - off});
+                next.push_back({id, m, tok.size()});
+                len -= m + tok.size() - off;
+                off = m + tok.size();
+            }
+            if (len > 0) next.push_back({-1, off, len});
+        }
+        frags->swap(next);
+    }
+}
+
+// BPE over one pre-tokenized piece (raw bytes), as llm_tokenizer_bpe_session::tokenize.
+void Tokenizer::Impl::bpe(std::string_view bytes, Scratch* s, std::vector<TokenId>* out) const {
+    std::string& mapped = s->mapped;
+    mapped.clear();
+    auto& syms = s->syms;
+    syms.clear();
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        const std::string& m = unicode::byte_to_utf8(uint8_t(bytes[i]));
+        const int32_t idx = int32_t(i);
+        syms.push_back({idx - 1, i + 1 == bytes.size() ? -1 : idx + 1, uint32_t(mapped.size()),
+                        uint32_t(m.size())});
+        mapped += m;
+    }
+    auto text_of = [&](const Symbol& sym) {
+        return std::string_view(mapped).substr(sym.off, sym.n);
+    };
+    auto add_bigram = [&](int32_t l, int32_t r) {
+        if (l < 0 || r < 0) return;
+        s->key.assign(text_of(syms[size_t(l)]));
+        s->key.push_back(' ');
+        s->key.append(text_of(syms[size_t(r)]));
+        auto it = merge_rank.find(std::string_view(s->key));
+        if (it == merge_rank.end()) return;
+        s->queue.push({it->second, l, r, syms[size_t(l)].n + syms[size_t(r)].n});
+    };
+    for (int32_t i = 1; i < int32_t(syms.size()); ++i) add_bigram(i - 1, i);
+    while (!s->queue.empty()) {
+        const Bigram b = s->queue.top();
+        s->queue.pop();
+        Symbol& left = syms[size_t(b.left)];
+        Symbol& right = syms[size_t(b.right)];
+        // Stale: a side was merged away, or the right side grew (left cannot grow without
+        // absorbing right, which zeroes right).
+        if (left.n == 0 || right.n == 0 || left.n + right.n != b.size) continue;
+        left.n += right.n;
+        right.n = 0;
+        left.next = right.next;
+        if (right.next >= 0) syms[size_t(right.next)].prev = b.left;
+        add_bigram(left.prev, b.left);
+        add_bigram(b.left, left.next);
+    }
+    for (const Symbol& sym : syms) {
+        if (sym.n == 0) continue;
+        const std::string_view str = text_of(sym);
+        auto it = token_to_id.find(str);
+        if (it != token_to_id.end()) {
+            out->push_back(it->second);
+            continue;
+        }
+        // Not in the vocab (incomplete byte-level vocab): llama.cpp emits whichever single
+        // bytes of the mapped text are tokens and drops the rest.
+        for (char c : str) {
+            auto bt = token_to_id.find(std::string_view(&c, 1));
+            if (bt != token_to_id.end()) out->push_back(bt->second);
+        }
+    }
+}
+
+std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special,
+                                       bool parse_special) const {
+    std::vector<TokenId> out;
+    out.reserve(text.size() / 3 + 2);
+    if (add_special && vocab_.add_bos) out.push_back(vocab_.bos);
+    std::vector<Fragment> frags;
+    if (!text.empty()) impl_->partition(text, parse_special, vocab_, &frags);
+    Scratch s;
+    for (const Fragment& f : frags) {
+        if (f.id >= 0) {
+            out.push_back(f.id);
+            continue;
+        }
+        s.spans.clear();
+        const std::string_view frag = text.substr(f.off, f.len);
+        unicode::pretokenize(frag, impl_->split_digits, &s.spans);
+        for (const auto& sp : s.spans) impl_->bpe(frag.substr(sp.begin, sp.end - sp.begin), &s, &out);
+    }
+    if (add_special && vocab_.add_eos) out.push_back(vocab_.eos);
+    return out;
+}
+
+std::string Tokenizer::token_to_piece(TokenId id, bool render_special) const {
+    if (id < 0 || id >= n_vocab()) return {};
+    if (!render_special && impl_->types[size_t(id)] == TokenType::kControl) return {};
+    return impl_->pieces[size_t(id)];
+}
+
+std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool render_special) const {
+    std::string out;
+    for (TokenId id : ids) {
+        if (id < 0 || id >= n_vocab()) continue;
+        if (!render_special && impl_->types[size_t(id)] == TokenType::kControl) continue;
+        out += impl_->pieces[size_t(id)];
+    }
+    return out;
+}
+
+bool Tokenizer::is_eog(TokenId id) const {
+    return id >= 0 && id < n_vocab() && impl_->eog[size_t(id)];
+}
+
+}  // namespace strata

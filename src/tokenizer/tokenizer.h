@@ -29,7 +29,8 @@ struct Vocab {
     std::vector<std::string> tokens;     // by id, byte-level mapped text
     std::vector<TokenType> types;        // by id
     std::vector<std::string> merges;     // "left right", rank = index
-    TokenId bos = -1, eos = -1, unk = -1, pad = -1, eot = -1;
+    TokenId bos = -1, eos = -1, unk = -1, pad = -1, eot = -1;  // -1: not set
+    TokenId eom = -1;  // end of message (tool call), optional
     bool add_bos = false, add_eos = false;
     std::string chat_template;  // raw Jinja text from the file (may be empty)
 };

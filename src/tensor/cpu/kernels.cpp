@@ -1,1 +1,286 @@
-// placeholder
+// Scalar reference vec-dots (ggml's integer forms), activation preparation and the row
+// loop. SIMD variants are in vec_dot_avx2.cpp / vec_dot_avx512.cpp and are selected by
+// vec_dot_fn() through dispatch.
+#include "tensor/cpu/kernels.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/status.h"
+#include "tensor/cpu/simd.h"
+
+namespace strata::cpu {
+
+namespace {
+
+float dot_f32(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const float*>(w);
+    auto* b = static_cast<const float*>(x);
+    float s = 0;
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+float dot_f16_f16(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const uint16_t*>(w);
+    auto* b = static_cast<const uint16_t*>(x);
+    double s = 0;  // ggml accumulates f16 dots in double on the scalar path
+    for (int64_t i = 0; i < n; ++i) s += double(fp16_to_fp32(a[i])) * double(fp16_to_fp32(b[i]));
+    return float(s);
+}
+
+float dot_bf16_f32(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const uint16_t*>(w);
+    auto* b = static_cast<const float*>(x);
+    float s = 0;
+    for (int64_t i = 0; i < n; ++i) s += bf16_to_fp32(a[i]) * b[i];
+    return s;
+}
+
+float dot_q4_0_q8_0(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const BlockQ4_0*>(w);
+    auto* b = static_cast<const BlockQ8_0*>(x);
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        int sumi = 0;
+        for (int j = 0; j < 16; ++j) {
+            sumi += ((a[i].qs[j] & 0xF) - 8) * b[i].qs[j];
+            sumi += ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + 16];
+        }
+        s += float(sumi) * (fp16_to_fp32(a[i].d) * fp16_to_fp32(b[i].d));
+    }
+    return s;
+}
+
+float dot_q4_1_q8_1(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const BlockQ4_1*>(w);
+    auto* b = static_cast<const BlockQ8_1*>(x);
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        int sumi = 0;
+        for (int j = 0; j < 16; ++j) {
+            sumi += (a[i].qs[j] & 0xF) * b[i].qs[j];
+            sumi += (a[i].qs[j] >> 4) * b[i].qs[j + 16];
+        }
+        s += (fp16_to_fp32(a[i].d) * fp16_to_fp32(b[i].d)) * float(sumi) +
+             fp16_to_fp32(a[i].m) * fp16_to_fp32(b[i].s);
+    }
+    return s;
+}
+
+float dot_q5_0_q8_0(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const BlockQ5_0*>(w);
+    auto* b = static_cast<const BlockQ8_0*>(x);
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        uint32_t h;
+        std::memcpy(&h, a[i].qh, 4);
+        int sumi = 0;
+        for (int j = 0; j < 16; ++j) {
+            const int lo = ((a[i].qs[j] & 0xF) | (((h >> j) & 1) << 4)) - 16;
+            const int hi = ((a[i].qs[j] >> 4) | (((h >> (j + 16)) & 1) << 4)) - 16;
+            sumi += lo * b[i].qs[j] + hi * b[i].qs[j + 16];
+        }
+        s += float(sumi) * (fp16_to_fp32(a[i].d) * fp16_to_fp32(b[i].d));
+    }
+    return s;
+}
+
+float dot_q5_1_q8_1(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const BlockQ5_1*>(w);
+    auto* b = static_cast<const BlockQ8_1*>(x);
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        uint32_t h;
+        std::memcpy(&h, a[i].qh, 4);
+        int sumi = 0;
+        for (int j = 0; j < 16; ++j) {
+            const int lo = (a[i].qs[j] & 0xF) | (((h >> j) & 1) << 4);
+            const int hi = (a[i].qs[j] >> 4) | (((h >> (j + 16)) & 1) << 4);
+            sumi += lo * b[i].qs[j] + hi * b[i].qs[j + 16];
+        }
+        s += (fp16_to_fp32(a[i].d) * fp16_to_fp32(b[i].d)) * float(sumi) +
+             fp16_to_fp32(a[i].m) * fp16_to_fp32(b[i].s);
+    }
+    return s;
+}
+
+float dot_q8_0_q8_0(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const BlockQ8_0*>(w);
+    auto* b = static_cast<const BlockQ8_0*>(x);
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        int sumi = 0;
+        for (int j = 0; j < 32; ++j) sumi += a[i].qs[j] * b[i].qs[j];
+        s += float(sumi) * (fp16_to_fp32(a[i].d) * fp16_to_fp32(b[i].d));
+    }
+    return s;
+}
+
+constexpr int8_t kIq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                               1,    13,   25,  38,  53,  69,  89,  113};
+
+float dot_iq4_nl_q8_0(int64_t n, const void* w, const void* x) {
+    auto* a = static_cast<const BlockIQ4_NL*>(w);
+    auto* b = static_cast<const BlockQ8_0*>(x);
+    float s = 0;
+    for (int64_t i = 0; i < n / 32; ++i) {
+        int sumi = 0;
+        for (int j = 0; j < 16; ++j)
+            sumi += kIq4nl[a[i].qs[j] & 0xF] * b[i].qs[j] + kIq4nl[a[i].qs[j] >> 4] * b[i].qs[j + 16];
+        s += float(sumi) * (fp16_to_fp32(a[i].d) * fp16_to_fp32(b[i].d));
+    }
+    return s;
+}
+
+// K-quants against Q8_K: dequantize the weight block to ints and use bsums for the mins.
+float dot_kquant_q8_k(DType wt, int64_t n, const void* w, const void* x) {
+    auto* b = static_cast<const BlockQ8_K*>(x);
+    const size_t wb = dtype_info_checked(wt).block_bytes;
+    float s = 0;
+    float tmp[256];
+    for (int64_t i = 0; i < n / 256; ++i) {
+        dequantize_row(wt, static_cast<const uint8_t*>(w) + size_t(i) * wb, tmp, 256);
+        float bs = 0;
+        for (int j = 0; j < 256; ++j) bs += tmp[j] * float(b[i].qs[j]);
+        s += bs * b[i].d;
+    }
+    return s;
+}
+float dot_q4_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant_q8_k(DType::Q4_K, n, w, x); }
+float dot_q5_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant_q8_k(DType::Q5_K, n, w, x); }
+float dot_q6_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant_q8_k(DType::Q6_K, n, w, x); }
+
+// Exact mode: dequantize the weight row into f32 in chunks and dot in f32.
+template <DType W>
+float dot_exact(int64_t n, const void* w, const void* x) {
+    constexpr int64_t kChunk = 256;
+    const auto info = dtype_info_checked(W);
+    auto* xf = static_cast<const float*>(x);
+    float buf[kChunk];
+    float s = 0;
+    for (int64_t i = 0; i < n; i += kChunk) {
+        const int64_t m = std::min<int64_t>(kChunk, n - i);
+        dequantize_row(W, static_cast<const uint8_t*>(w) + size_t(i / info.block_size) * info.block_bytes,
+                       buf, m);
+        for (int64_t j = 0; j < m; ++j) s += buf[j] * xf[i + j];
+    }
+    return s;
+}
+
+void quantize_row_q8_k(const float* x, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ8_K*>(dst);
+    for (int64_t i = 0; i < n / 256; ++i, x += 256) {
+        float amax = 0, mx = 0;
+        for (int j = 0; j < 256; ++j)
+            if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), mx = x[j];
+        if (amax == 0) {
+            y[i].d = 0;
+            std::memset(y[i].qs, 0, sizeof y[i].qs);
+            std::memset(y[i].bsums, 0, sizeof y[i].bsums);
+            continue;
+        }
+        const float iscale = -127.f / mx;
+        for (int j = 0; j < 256; ++j) {
+            const int v = int(std::nearbyint(iscale * x[j]));
+            y[i].qs[j] = int8_t(std::min(127, v));
+        }
+        for (int k = 0; k < 16; ++k) {
+            int sum = 0;
+            for (int j = 0; j < 16; ++j) sum += y[i].qs[16 * k + j];
+            y[i].bsums[k] = int16_t(sum);
+        }
+        y[i].d = 1.f / iscale;
+    }
+}
+
+}  // namespace
+
+DType act_type_for(DType weight, bool exact) {
+    if (exact) return DType::F32;
+    switch (weight) {
+        case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: case DType::IQ4_NL: return DType::Q8_0;
+        case DType::Q4_1: case DType::Q5_1: return DType::Q8_1;
+        case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return DType::Q8_K;
+        case DType::F16: return DType::F16;
+        default: return DType::F32;
+    }
+}
+
+void quantize_act_row(const float* x, DType at, void* dst, int64_t n) {
+    switch (at) {
+        case DType::Q8_0: quantize_row_q8_0_fast(x, dst, n); return;
+        case DType::Q8_1: quantize_row_q8_1_fast(x, dst, n); return;
+        case DType::Q8_K: quantize_row_q8_k(x, dst, n); return;
+        case DType::F16: {
+            auto* d = static_cast<uint16_t*>(dst);
+            for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(x[i]);
+            return;
+        }
+        default: std::memcpy(dst, x, size_t(n) * 4); return;
+    }
+}
+
+VecDotFn scalar_vec_dot(DType wt, bool exact) {
+    if (exact) {
+        switch (wt) {
+            case DType::F32: return dot_f32;
+            case DType::F16: return dot_exact<DType::F16>;
+            case DType::BF16: return dot_bf16_f32;
+            case DType::Q4_0: return dot_exact<DType::Q4_0>;
+            case DType::Q4_1: return dot_exact<DType::Q4_1>;
+            case DType::Q5_0: return dot_exact<DType::Q5_0>;
+            case DType::Q5_1: return dot_exact<DType::Q5_1>;
+            case DType::Q8_0: return dot_exact<DType::Q8_0>;
+            case DType::IQ4_NL: return dot_exact<DType::IQ4_NL>;
+            case DType::Q4_K: return dot_exact<DType::Q4_K>;
+            case DType::Q5_K: return dot_exact<DType::Q5_K>;
+            case DType::Q6_K: return dot_exact<DType::Q6_K>;
+            default: return nullptr;
+        }
+    }
+    switch (wt) {
+        case DType::F32: return dot_f32;
+        case DType::F16: return dot_f16_f16;
+        case DType::BF16: return dot_bf16_f32;
+        case DType::Q4_0: return dot_q4_0_q8_0;
+        case DType::Q4_1: return dot_q4_1_q8_1;
+        case DType::Q5_0: return dot_q5_0_q8_0;
+        case DType::Q5_1: return dot_q5_1_q8_1;
+        case DType::Q8_0: return dot_q8_0_q8_0;
+        case DType::IQ4_NL: return dot_iq4_nl_q8_0;
+        case DType::Q4_K: return dot_q4_k_q8_k;
+        case DType::Q5_K: return dot_q5_k_q8_k;
+        case DType::Q6_K: return dot_q6_k_q8_k;
+        default: return nullptr;
+    }
+}
+
+void prepare_acts(const float* x, int64_t n_rows, int64_t n_cols, DType wt, bool exact, Acts* out) {
+    out->type = act_type_for(wt, exact);
+    out->n_rows = n_rows;
+    out->n_cols = n_cols;
+    out->row_bytes = dtype_row_bytes(out->type, uint64_t(n_cols));
+    out->buf.resize(out->row_bytes * size_t(n_rows));
+    for (int64_t r = 0; r < n_rows; ++r)
+        quantize_act_row(x + r * n_cols, out->type, out->buf.data() + size_t(r) * out->row_bytes, n_cols);
+}
+
+void gemm_rows(DType wt, const uint8_t* w, size_t w_row_bytes, const Acts& x, float* y, int64_t ldy,
+               int64_t r0, int64_t r1, bool exact) {
+    const VecDotFn dot = vec_dot_fn(wt, exact);
+    STRATA_ASSERT(dot != nullptr);
+    // Blocks of rows × all activation rows: a 4-row weight tile stays in L1 while we sweep
+    // the batch, so prefill reads each weight row once per tile.
+    constexpr int64_t kTile = 4;
+    for (int64_t rb = r0; rb < r1; rb += kTile) {
+        const int64_t re = std::min(r1, rb + kTile);
+        for (int64_t b = 0; b < x.n_rows; ++b) {
+            const uint8_t* xb = x.row(b);
+            for (int64_t r = rb; r < re; ++r)
+                y[b * ldy + r] = dot(x.n_cols, w + size_t(r) * w_row_bytes, xb);
+        }
+    }
+}
+
+}  // namespace strata::cpu

@@ -1,0 +1,57 @@
+// Shared CLI pieces: the options every model-running subcommand takes (declared once
+// here, so flags, help and defaults agree), loading, and the error/exit-code convention:
+// usage errors print "strata <cmd>: <flag>: <reason>" and exit 2; runtime errors exit 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "engine/generate.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace strata::cli {
+
+constexpr int kExitOk = 0, kExitRuntime = 1, kExitUsage = 2;
+
+struct ModelOpts {
+    std::string model;  // -m
+    int threads = 0;    // -t (0 = all cores)
+    int64_t ctx = 0;    // --ctx (0 = model's)
+    bool exact = false; // --exact
+    std::string kv_type = "f16";  // --kv-type
+};
+
+void add_model_opts(CLI::App* app, ModelOpts& o);
+void add_sampling_opts(CLI::App* app, sampling::SamplingParams& p);
+
+struct Loaded {
+    std::unique_ptr<model::Model> model;
+    std::unique_ptr<Tokenizer> tokenizer;
+    std::unique_ptr<model::Context> ctx;
+};
+
+// Validates options (usage errors come back with code kInvalidInput and the flag name).
+Result<Loaded> load(const ModelOpts& o);
+
+// Prints "strata <cmd>: <message>" and returns the exit code for the status.
+int report(const std::string& cmd, const Status& s);
+
+void print_timings(const engine::GenerateStats& st);
+
+struct Command {
+    std::string name;
+    std::string summary;
+    std::function<void(CLI::App*)> declare;
+    std::function<int()> run;
+};
+
+Command generate_command();
+Command chat_command();
+Command info_command();
+
+}  // namespace strata::cli

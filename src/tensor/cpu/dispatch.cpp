@@ -1,0 +1,64 @@
+// Runtime ISA detection and kernel selection. The binary is built for baseline x86-64;
+// AVX2/AVX-512 kernels live in files compiled with those flags and are only called after
+// __builtin_cpu_supports says the CPU has them.
+#include <atomic>
+
+#include "tensor/cpu/simd.h"
+
+namespace strata::cpu {
+
+namespace {
+Isa detect() {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c");
+    if (!avx2) return Isa::kScalar;
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl");
+    if (!avx512) return Isa::kAvx2;
+    if (__builtin_cpu_supports("avx512vnni")) return Isa::kAvx512Vnni;
+    return Isa::kAvx512;
+#else
+    return Isa::kScalar;
+#endif
+}
+std::atomic<int> g_forced{-1};
+}  // namespace
+
+Isa detected_isa() {
+    static const Isa isa = detect();
+    return isa;
+}
+
+Isa active_isa() {
+    const int f = g_forced.load(std::memory_order_relaxed);
+    return f < 0 ? detected_isa() : Isa(f);
+}
+
+void force_isa(Isa isa) {
+    g_forced = int(isa) > int(detected_isa()) ? int(detected_isa()) : int(isa);
+}
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+        case Isa::kScalar: return "scalar";
+        case Isa::kAvx2: return "avx2";
+        case Isa::kAvx512: return "avx512";
+        case Isa::kAvx512Vnni: return "avx512vnni";
+    }
+    return "?";
+}
+
+VecDotFn vec_dot_fn(DType wt, bool exact) {
+    if (!exact) {
+        const Isa isa = active_isa();
+        if (isa >= Isa::kAvx512)
+            if (VecDotFn f = avx512_vec_dot(wt)) return f;
+        if (isa >= Isa::kAvx2)
+            if (VecDotFn f = avx2_vec_dot(wt)) return f;
+    }
+    return scalar_vec_dot(wt, exact);
+}
+
+}  // namespace strata::cpu

@@ -1,0 +1,49 @@
+// CPU matrix kernels on quantized weights. A weight row of type W is multiplied with an
+// activation row prepared in the type ggml pairs with W (Q4_0·Q8_0, Q4_1·Q8_1, Q5_0·Q8_0,
+// Q5_1·Q8_1, Q8_0·Q8_0, IQ4_NL·Q8_0, Q4_K/Q5_K/Q6_K·Q8_K, F16·F16, BF16·F32, F32·F32), so
+// our results follow llama.cpp's arithmetic. "Exact" mode keeps activations in f32 and
+// dequantizes weights instead: the reference the fast paths are tested against.
+//
+// Each vec-dot exists as scalar code (kernels.cpp) and, where it pays, as AVX2 / AVX-512
+// variants chosen once at startup (dispatch.cpp). Tests force each level.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "tensor/dtype.h"
+
+namespace strata::cpu {
+
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3 };
+Isa detected_isa();           // what the CPU supports
+Isa active_isa();             // what kernels use (detected unless forced)
+void force_isa(Isa isa);      // clamps to detected; for tests and benchmarks
+const char* isa_name(Isa isa);
+
+// Activation type paired with a weight type (F32 in exact mode or for F32 weights).
+DType act_type_for(DType weight, bool exact);
+
+// One activation row (n values) converted into act type `at` (n multiple of its block).
+void quantize_act_row(const float* x, DType at, void* dst, int64_t n);
+
+// dot(weight row of type wt, activation row of type act_type_for(wt)), n values.
+using VecDotFn = float (*)(int64_t n, const void* w, const void* x);
+VecDotFn vec_dot_fn(DType wt, bool exact);
+
+// Prepared activations: n_rows rows of n_cols values in act type.
+struct Acts {
+    DType type = DType::F32;
+    int64_t n_rows = 0, n_cols = 0;
+    size_t row_bytes = 0;
+    std::vector<uint8_t> buf;
+    const uint8_t* row(int64_t r) const { return buf.data() + size_t(r) * row_bytes; }
+};
+void prepare_acts(const float* x, int64_t n_rows, int64_t n_cols, DType wt, bool exact, Acts* out);
+
+// Y[b * ldy + r] = dot(W row r, X row b) for r in [r0, r1), b in [0, X.n_rows).
+void gemm_rows(DType wt, const uint8_t* w, size_t w_row_bytes, const Acts& x, float* y,
+               int64_t ldy, int64_t r0, int64_t r1, bool exact);
+
+}  // namespace strata::cpu
