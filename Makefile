@@ -29,7 +29,7 @@ build: deps
 	cmake --build --preset $(PRESET) -j $(THREADS)
 
 run: build model
-	./$(BUILD)/strata chat -m $(MODEL) -t $(THREADS) -p "$(PROMPT)"
+	./$(BUILD)/strata chat -m $(MODEL) -t $(THREADS) --exact --temp 0 -p "$(PROMPT)"
 
 test: build model
 	cd $(BUILD) && ctest --output-on-failure -j 1

@@ -8,10 +8,10 @@ key is copied from the real SmolLM2-135M-Instruct file, so the vocabulary is the
 49152-token SmolLM2 one and llama.cpp loads the model like the real one.
 Tensor types: token_embd Q8_0 (as in the real file); the 2-D weights mix Q4_1, Q4_0, Q8_0,
 Q5_0, Q5_1, F16 and F32 so every 32-block type and both float types are read; norms F32
-around 1.0. Weights are N(0, gain^2/n_in) so activations keep their size through the
-layers and the tied head gives logits with a spread of a few units.
+around 1.0. Weights are N(0, gain^2/n_in) (GAIN below) and the tied head gives logits with
+a standard deviation of about 2.8.
 Size: token_embd alone is 49152*64/32*34 = 3.3 MB and the tokenizer metadata 1.8 MB, so
-the file is about 5.1 MB (see EMBD_TYPE to trade the Q8_0 head for size).
+the file is 5,206,208 bytes (see EMBD_TYPE to trade the Q8_0 head for size).
 
 Run: .venv/bin/python tools/make_tiny_model.py [--src models/SmolLM2-135M-Instruct.Q4_1.gguf]
 Seeded: re-running writes identical bytes.
@@ -43,8 +43,12 @@ LAYER_TYPES = [
 SHAPES = {"attn_q": (N_EMBD, N_EMBD), "attn_k": (N_HEAD_KV * HEAD_DIM, N_EMBD),
           "attn_v": (N_HEAD_KV * HEAD_DIM, N_EMBD), "attn_output": (N_EMBD, N_EMBD),
           "ffn_gate": (N_FF, N_EMBD), "ffn_up": (N_FF, N_EMBD), "ffn_down": (N_EMBD, N_FF)}
-GAIN = {"attn_q": 1.5, "attn_k": 1.5, "attn_v": 1.0, "attn_output": 1.0,
-        "ffn_gate": 1.0, "ffn_up": 1.0, "ffn_down": 1.0}
+# With unit gains the residual stays dominated by the current token's embedding and the tied
+# head keeps predicting that token (greedy output repeats one id). Gain 3 on the blocks'
+# output projections and on q/k (sharper attention) makes the continuation depend on the
+# context: 20+ distinct ids in 24 greedy steps, logit std still ~2.8.
+GAIN = {"attn_q": 3.0, "attn_k": 3.0, "attn_v": 1.0, "attn_output": 3.0,
+        "ffn_gate": 1.0, "ffn_up": 1.0, "ffn_down": 3.0}
 
 
 def encode(w, qt):
@@ -75,6 +79,8 @@ def main():
     ap.add_argument("--src", default=os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "tiny-llama.gguf"))
     args = ap.parse_args()
+    if not os.path.exists(args.src):
+        raise SystemExit(f"{args.src} is missing: run tools/fetch_model.sh (the tokenizer is copied from it)")
     rng = np.random.default_rng(SEED)
 
     w = gguf.GGUFWriter(args.out, "llama")

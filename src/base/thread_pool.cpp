@@ -32,7 +32,8 @@ void ThreadPool::worker_loop(int index) {
         // Spin ~50-100 us before sleeping.
         uint64_t g = generation_.load(std::memory_order_acquire);
         for (int spin = 0; g == seen && spin < 20000; ++spin) {
-            STRATA_PAUSE();
+            if (spin < 2048) STRATA_PAUSE();
+            else std::this_thread::yield();
             g = generation_.load(std::memory_order_acquire);
         }
         if (g == seen) {
@@ -60,7 +61,12 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     }
     cv_.notify_all();
     fn(0, n_threads_);
-    while (pending_.load(std::memory_order_acquire) != 0) STRATA_PAUSE();
+    // Spin briefly, then yield: on an oversubscribed machine a pure spin would hold the core
+    // the straggling worker needs.
+    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+        if (spin < 4096) STRATA_PAUSE();
+        else std::this_thread::yield();
+    }
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,

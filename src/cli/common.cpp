@@ -57,7 +57,7 @@ Result<Loaded> load(const ModelOpts& o) {
 int report(const std::string& cmd, const Status& s) {
     if (s.ok()) return kExitOk;
     fmt::print(stderr, "strata {}: {}\n", cmd, s.message());
-    return s.code() == ErrorCode::kInvalidInput && s.message().rfind("--", 0) == 0 ? kExitUsage : kExitRuntime;
+    return s.code() == ErrorCode::kInvalidInput && s.message().rfind("-", 0) == 0 ? kExitUsage : kExitRuntime;
 }
 
 void print_timings(const engine::GenerateStats& st) {

@@ -53,5 +53,6 @@ struct Command {
 Command generate_command();
 Command chat_command();
 Command info_command();
+Command bench_command();
 
 }  // namespace strata::cli

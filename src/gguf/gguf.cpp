@@ -232,7 +232,8 @@ Status File::parse(Limits limits) {
     }
 
     if (n_tensors > c.remaining() / 24)  // name len + n_dims + type + offset at minimum
-        return invalid_input("tensor count {} does not fit in the file", n_tensors);
+        return invalid_input("file truncated: {} tensor descriptors cannot fit in the remaining {} bytes", n_tensors,
+                             uint64_t(c.remaining()));
     tensors_.reserve(size_t(n_tensors));
     for (uint64_t ti = 0; ti < n_tensors; ++ti) {
         TensorInfo t;

@@ -5,6 +5,8 @@
 // rounded to f16 before their dot products, as ggml's f16 mul_mat does.
 #include "model/forward.h"
 
+#include "ops/ggml_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -19,8 +21,6 @@ void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
     const float scale = 1.0f / std::sqrt(float(sum / double(n)) + eps);
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
 }
-
-inline float round_f16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
 }  // namespace
 
@@ -40,82 +40,94 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, ContextPara
     const size_t kv_bytes = c->kv_row_bytes_ * size_t(p.n_ctx) * size_t(hp.n_layer);
     c->k_cache_.resize(kv_bytes);
     c->v_cache_.resize(kv_bytes);
-    // ggml: theta_i = p * theta_scale^i with theta_scale = base^(-2/n_rot), iterated in f32.
-    const float theta_scale = std::pow(hp.rope_base, -2.0f / float(hp.n_rot));
-    float t = 1.0f;
-    for (int64_t i = 0; i < hp.n_rot / 2; ++i) {
-        c->rope_inv_freq_.push_back(t);
-        t *= theta_scale;
-    }
+    c->rope_theta_scale_ = std::pow(hp.rope_base, -2.0f / float(hp.n_rot));
     return c;
 }
 
 void Context::truncate(int64_t n) { n_past_ = std::clamp<int64_t>(n, 0, n_past_); }
 
 void Context::matmul(const Weight& w, const float* x, int64_t n, float* y) {
-    cpu::prepare_acts(x, n, w.n_cols, w.type, params_.exact, &acts_);
-    pool_->parallel_for(w.n_rows, 16, [&](int64_t r0, int64_t r1) {
-        cpu::gemm_rows(w.type, w.data, w.row_bytes, acts_, y, w.n_rows, r0, r1, params_.exact);
-    });
+    cpu::matmul(w.type, w.data, w.row_bytes, w.n_rows, x, n, w.n_cols, y, w.n_rows, params_.exact, *pool_, &acts_);
 }
 
 // q: [n][n_head*hd] (already roped); writes out: [n][n_head*hd].
+// Default mode mirrors llama.cpp's non-flash attention: the KV view is padded to a multiple
+// of 32 cells (masked cells get p = 0), q and the softmax weights are rounded to f16 for
+// the f16 dot products, exp and the dot accumulation follow ops/ggml_math.h. Exact mode
+// computes the same attention in f32 with libm exp.
 void Context::attention(int64_t layer, int64_t n, const float* q, float* out) {
     const HParams& hp = model_.hp;
     const int64_t hd = hp.head_dim, n_head = hp.n_head, group = hp.n_head / hp.n_head_kv;
-    const int64_t kv_dim = hp.n_head_kv * hd;
-    const uint8_t* kbase = k_cache_.data() + size_t(layer) * size_t(params_.n_ctx) * kv_row_bytes_;
-    const uint8_t* vbase = v_cache_.data() + size_t(layer) * size_t(params_.n_ctx) * kv_row_bytes_;
+    const int64_t n_ctx = params_.n_ctx;
+    const uint8_t* kbase = k_cache_.data() + size_t(layer) * size_t(n_ctx) * kv_row_bytes_;
+    const uint8_t* vbase = v_cache_.data() + size_t(layer) * size_t(n_ctx) * kv_row_bytes_;
+    const size_t elt = params_.kv_f16 ? 2 : 4;
     const float scale = 1.0f / std::sqrt(float(hd));
     const bool f16 = params_.kv_f16;
-    const bool ggml_rounding = f16 && !params_.exact;
-    const int64_t n_kv_max = n_past_ + n;
+    const bool ggml = f16 && !params_.exact;
+    // llama.cpp pads its KV view to 256 cells; padded cells carry p = 0 and only decide which
+    // values ggml_vec_dot_f16 sums in its 64-wide SIMD body versus its scalar tail. Any
+    // multiple of 64 gives the same bits, so we pad to 64 and skip the extra zeros.
+    const int64_t n_kv_pad = (n_past_ + n + 63) / 64 * 64;
     pool_->parallel_for(n * n_head, 1, [&](int64_t b, int64_t e) {
-        std::vector<float> scores(static_cast<size_t>(n_kv_max)), qh(static_cast<size_t>(hd)), acc(static_cast<size_t>(hd));
+        std::vector<float> scores(static_cast<size_t>(n_kv_pad)), probs(static_cast<size_t>(n_kv_pad));
+        std::vector<float> qf(static_cast<size_t>(hd));
+        std::vector<uint16_t> q16(static_cast<size_t>(hd)), p16(static_cast<size_t>(n_kv_pad));
         for (int64_t job = b; job < e; ++job) {
             const int64_t i = job / n_head, h = job % n_head, kvh = h / group;
-            const int64_t n_kv = n_past_ + i + 1;  // causal
-            for (int64_t d = 0; d < hd; ++d) {
-                const float qv = q[i * n_head * hd + h * hd + d];
-                qh[size_t(d)] = ggml_rounding ? round_f16(qv) : qv;
-            }
+            const int64_t n_vis = n_past_ + i + 1;  // causal
+            const int64_t n_kv = ggml ? n_kv_pad : n_vis;
+            const float* qrow = q + i * n_head * hd + h * hd;
+            for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = fp32_to_fp16(qrow[d]);
             float mx = -INFINITY;
-            for (int64_t j = 0; j < n_kv; ++j) {
+            for (int64_t j = 0; j < n_vis; ++j) {
+                const uint8_t* kr = kbase + size_t(j) * kv_row_bytes_ + size_t(kvh * hd) * elt;
                 float s = 0;
-                if (f16) {
-                    auto* kr = reinterpret_cast<const uint16_t*>(kbase + size_t(j) * kv_row_bytes_) + kvh * hd;
-                    for (int64_t d = 0; d < hd; ++d) s += qh[size_t(d)] * fp16_to_fp32(kr[d]);
+                if (ggml) {
+                    s = ops::dot_f16_ggml(q16.data(), reinterpret_cast<const uint16_t*>(kr), hd);
+                } else if (f16) {
+                    auto* k16 = reinterpret_cast<const uint16_t*>(kr);
+                    for (int64_t d = 0; d < hd; ++d) s += qrow[d] * fp16_to_fp32(k16[d]);
                 } else {
-                    auto* kr = reinterpret_cast<const float*>(kbase + size_t(j) * kv_row_bytes_) + kvh * hd;
-                    for (int64_t d = 0; d < hd; ++d) s += qh[size_t(d)] * kr[d];
+                    auto* k32 = reinterpret_cast<const float*>(kr);
+                    for (int64_t d = 0; d < hd; ++d) s += qrow[d] * k32[d];
                 }
                 s *= scale;
                 scores[size_t(j)] = s;
                 mx = std::max(mx, s);
             }
-            double sum = 0;
-            for (int64_t j = 0; j < n_kv; ++j) {
-                const float p = std::exp(scores[size_t(j)] - mx);
-                scores[size_t(j)] = p;
-                sum += p;
+            for (int64_t j = n_vis; j < n_kv; ++j) scores[size_t(j)] = -INFINITY;
+            double sum;
+            if (ggml) {
+                sum = ops::softmax_exp_ggml(scores.data(), probs.data(), n_kv, mx);
+            } else {
+                sum = 0;
+                for (int64_t j = 0; j < n_kv; ++j) sum += probs[size_t(j)] = std::exp(scores[size_t(j)] - mx);
             }
             const float inv = float(1.0 / sum);
-            std::fill(acc.begin(), acc.end(), 0.f);
-            for (int64_t j = 0; j < n_kv; ++j) {
-                float p = scores[size_t(j)] * inv;
-                if (ggml_rounding) p = round_f16(p);
-                if (f16) {
-                    auto* vr = reinterpret_cast<const uint16_t*>(vbase + size_t(j) * kv_row_bytes_) + kvh * hd;
-                    for (int64_t d = 0; d < hd; ++d) acc[size_t(d)] += p * fp16_to_fp32(vr[d]);
-                } else {
-                    auto* vr = reinterpret_cast<const float*>(vbase + size_t(j) * kv_row_bytes_) + kvh * hd;
-                    for (int64_t d = 0; d < hd; ++d) acc[size_t(d)] += p * vr[d];
+            for (int64_t j = 0; j < n_kv; ++j) probs[size_t(j)] *= inv;
+            float* o = out + i * n_head * hd + h * hd;
+            if (ggml) {
+                for (int64_t j = 0; j < n_kv; ++j) p16[size_t(j)] = fp32_to_fp16(probs[size_t(j)]);
+                for (int64_t d = 0; d < hd; ++d) {
+                    auto* vt = reinterpret_cast<const uint16_t*>(vbase) + size_t(kvh * hd + d) * size_t(n_ctx);
+                    o[d] = ops::dot_f16_ggml(p16.data(), vt, n_kv);
+                }
+            } else {
+                for (int64_t d = 0; d < hd; ++d) {
+                    const uint8_t* vt = vbase + size_t(kvh * hd + d) * size_t(n_ctx) * elt;
+                    float acc = 0;
+                    if (f16) {
+                        for (int64_t j = 0; j < n_kv; ++j)
+                            acc += probs[size_t(j)] * fp16_to_fp32(reinterpret_cast<const uint16_t*>(vt)[j]);
+                    } else {
+                        for (int64_t j = 0; j < n_kv; ++j) acc += probs[size_t(j)] * reinterpret_cast<const float*>(vt)[j];
+                    }
+                    o[d] = acc;
                 }
             }
-            std::memcpy(out + i * n_head * hd + h * hd, acc.data(), size_t(hd) * 4);
         }
     });
-    (void)kv_dim;
 }
 
 Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -142,15 +154,25 @@ Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bo
         dequantize_row(model_.tok_embd.type, model_.tok_embd.data + size_t(tokens[size_t(i)]) * model_.tok_embd.row_bytes,
                        &x_[size_t(i * E)], E);
 
+    const bool fused = !params_.exact;
     auto rope = [&](float* v, int64_t n_heads, int64_t pos) {
         for (int64_t h = 0; h < n_heads; ++h) {
             float* r = v + h * hd;
-            for (int64_t i = 0; i < hp.n_rot / 2; ++i) {
-                const float theta = float(pos) * rope_inv_freq_[size_t(i)];
+            // ggml's rope cache: theta starts at p and is multiplied by theta_scale per
+            // pair, in f32 (not p * theta_scale^i, which rounds differently). llama.cpp's
+            // compiled rotation contracts x0*cos - x1*sin into fma(x0, cos, -(x1*sin)) on FMA
+            // machines; default mode does the same so the rotated q/k match bit for bit.
+            float theta = float(pos);
+            for (int64_t i = 0; i < hp.n_rot / 2; ++i, theta *= rope_theta_scale_) {
                 const float c = std::cos(theta), s = std::sin(theta);
                 const float a = r[2 * i], b = r[2 * i + 1];
-                r[2 * i] = a * c - b * s;
-                r[2 * i + 1] = a * s + b * c;
+                if (fused) {
+                    r[2 * i] = std::fma(a, c, -(b * s));
+                    r[2 * i + 1] = std::fma(a, s, b * c);
+                } else {
+                    r[2 * i] = a * c - b * s;
+                    r[2 * i + 1] = a * s + b * c;
+                }
             }
         }
     };
@@ -161,21 +183,25 @@ Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bo
         matmul(L.wq, h_.data(), n, q_.data());
         matmul(L.wk, h_.data(), n, k_.data());
         matmul(L.wv, h_.data(), n, v_.data());
+        // K rows by position: [n_ctx][kv_dim]; V transposed: [kv_dim][n_ctx] (as llama.cpp
+        // stores it without flash attention, so the weighted sum is a contiguous dot).
         uint8_t* kdst = k_cache_.data() + (size_t(l) * size_t(params_.n_ctx) + size_t(n_past_)) * kv_row_bytes_;
-        uint8_t* vdst = v_cache_.data() + (size_t(l) * size_t(params_.n_ctx) + size_t(n_past_)) * kv_row_bytes_;
+        uint8_t* vlayer = v_cache_.data() + size_t(l) * size_t(params_.n_ctx) * kv_row_bytes_;
         for (int64_t i = 0; i < n; ++i) {
             rope(&q_[size_t(i * q_dim)], hp.n_head, n_past_ + i);
             rope(&k_[size_t(i * kv_dim)], hp.n_head_kv, n_past_ + i);
+            const size_t pos = size_t(n_past_ + i);
             if (params_.kv_f16) {
                 auto* kr = reinterpret_cast<uint16_t*>(kdst + size_t(i) * kv_row_bytes_);
-                auto* vr = reinterpret_cast<uint16_t*>(vdst + size_t(i) * kv_row_bytes_);
+                auto* vt = reinterpret_cast<uint16_t*>(vlayer);
                 for (int64_t d = 0; d < kv_dim; ++d) {
                     kr[d] = fp32_to_fp16(k_[size_t(i * kv_dim + d)]);
-                    vr[d] = fp32_to_fp16(v_[size_t(i * kv_dim + d)]);
+                    vt[size_t(d) * size_t(params_.n_ctx) + pos] = fp32_to_fp16(v_[size_t(i * kv_dim + d)]);
                 }
             } else {
                 std::memcpy(kdst + size_t(i) * kv_row_bytes_, &k_[size_t(i * kv_dim)], kv_row_bytes_);
-                std::memcpy(vdst + size_t(i) * kv_row_bytes_, &v_[size_t(i * kv_dim)], kv_row_bytes_);
+                auto* vt = reinterpret_cast<float*>(vlayer);
+                for (int64_t d = 0; d < kv_dim; ++d) vt[size_t(d) * size_t(params_.n_ctx) + pos] = v_[size_t(i * kv_dim + d)];
             }
         }
         attention(l, n, q_.data(), att_.data());
@@ -185,9 +211,13 @@ Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bo
         for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[size_t(i * E)], L.ffn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
         matmul(L.gate, h_.data(), n, g_.data());
         matmul(L.up, h_.data(), n, u_.data());
-        for (int64_t i = 0; i < n * hp.n_ff; ++i) {
-            const float g = g_[size_t(i)];
-            g_[size_t(i)] = g / (1.0f + std::exp(-g)) * u_[size_t(i)];
+        if (params_.exact) {
+            for (int64_t i = 0; i < n * hp.n_ff; ++i) {
+                const float g = g_[size_t(i)];
+                g_[size_t(i)] = g / (1.0f + std::exp(-g)) * u_[size_t(i)];
+            }
+        } else {
+            for (int64_t i = 0; i < n; ++i) ops::swiglu_ggml(&g_[size_t(i * hp.n_ff)], &u_[size_t(i * hp.n_ff)], hp.n_ff);
         }
         matmul(L.down, g_.data(), n, h_.data());
         for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] += h_[size_t(i)];

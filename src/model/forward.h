@@ -52,7 +52,7 @@ private:
     // [n_layer][n_ctx][n_head_kv * head_dim], f16 or f32 per params_.kv_f16
     std::vector<uint8_t> k_cache_, v_cache_;
     size_t kv_row_bytes_ = 0;
-    std::vector<float> rope_inv_freq_;  // [n_rot / 2]
+    float rope_theta_scale_ = 1.f;  // base^(-2/n_rot)
     std::vector<LayerHook*> hooks_;
     cpu::Acts acts_;
     std::vector<float> logits_;

@@ -1,1 +1,169 @@
-// placeholder
+// Golden tests of the forward pass against llama.cpp (llama-cpp-python 0.3.36, the
+// independent reference), with fixtures made by tools/dump_llamacpp_reference.py:
+//  - the tiny random-weight fixture (tests/fixtures/tiny-llama.gguf, every 32-block type),
+//  - the real default model on 8 chat prompts: last-position logits and 64 greedy tokens.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/forward.h"
+#include "tensor/cpu/kernels.h"
+
+namespace strata::model {
+namespace {
+
+std::string root() { return STRATA_SOURCE_DIR; }
+
+std::vector<float> read_f32(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::vector<float> v;
+    if (!f) return v;
+    f.seekg(0, std::ios::end);
+    v.resize(size_t(f.tellg()) / 4);
+    f.seekg(0);
+    f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * 4));
+    return v;
+}
+
+nlohmann::json read_json(const std::string& path) {
+    std::ifstream f(path);
+    return nlohmann::json::parse(f, nullptr, false);
+}
+
+struct Compare {
+    double max_abs = 0, rms = 0;
+    bool top1_same = false;
+};
+
+Compare compare(std::span<const float> ours, const std::vector<float>& ref) {
+    Compare c;
+    size_t a = 0, b = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+        const double d = double(ours[i]) - ref[i];
+        c.max_abs = std::max(c.max_abs, std::fabs(d));
+        c.rms += d * d;
+        if (ours[i] > ours[a]) a = i;
+        if (ref[i] > ref[b]) b = i;
+    }
+    c.rms = std::sqrt(c.rms / double(ref.size()));
+    c.top1_same = a == b;
+    return c;
+}
+
+int32_t argmax(std::span<const float> v) {
+    size_t b = 0;
+    for (size_t i = 1; i < v.size(); ++i)
+        if (v[i] > v[b]) b = i;
+    return int32_t(b);
+}
+
+// Tolerances.
+//  Sequential (decode-path) logits: Strata's default mode reproduces llama.cpp's CPU
+//  arithmetic (8-bit activation quantizer, integer block dots, f16 attention dots, ggml's
+//  exp, fused RoPE), so on an AVX-512 machine -- the kind the references were made on --
+//  the logits must be bit-identical and every greedy token the same. Elsewhere our kernels
+//  sum in another order and only the batched-prefill tolerance applies.
+//  Batched-prefill logits: llama.cpp's batched and one-token-at-a-time runs of the same
+//  prompt differ by up to 1.24 (max |diff| over the vocab) and 0.56 rms on these prompts
+//  (tools/measure_llamacpp_spread.py); SmolLM2's residual outliers amplify 1-ulp
+//  differences through the 8-bit activation quantizer. We allow 1.5 / 0.6 and require the
+//  same top-1 token.
+struct Tolerance {
+    double max_abs, rms;
+};
+
+void run_reference(const std::string& ref_name, const std::string& model_path, Tolerance batch_tol) {
+    const std::string dir = root() + "/tests/fixtures/reference/";
+    auto ref = read_json(dir + ref_name);
+    ASSERT_FALSE(ref.is_discarded()) << "cannot read " << dir + ref_name;
+    auto model = load_model(model_path);
+    ASSERT_TRUE(model) << model.error().message() << " (run `make model`)";
+    const bool bit_exact = cpu::detected_isa() >= cpu::Isa::kAvx512;
+    const Tolerance seq_tol = bit_exact ? Tolerance{0.0, 0.0} : batch_tol;
+    int identical_runs = 0;
+    for (const auto& cs : ref["cases"]) {
+        const std::string name = cs["name"];
+        SCOPED_TRACE(name);
+        ContextParams cp;
+        cp.n_ctx = ref["n_ctx"];
+        cp.n_threads = 2;
+        const std::vector<int32_t> prompt = cs["prompt_tokens"];
+
+        // (1) Batched prefill vs llama.cpp's batched prefill.
+        {
+            auto ctx = Context::create(**model, cp);
+            ASSERT_TRUE(ctx);
+            auto logits = (*ctx)->eval(prompt);
+            ASSERT_TRUE(logits) << logits.error().message();
+            const auto ref_logits = read_f32(dir + std::string(cs["batch_logits_file"]));
+            ASSERT_EQ(ref_logits.size(), logits->size());
+            const Compare c = compare(*logits, ref_logits);
+            std::printf("  %s: batched prefill: max|diff| %.4f rms %.4f top1 %s\n", name.c_str(), c.max_abs, c.rms,
+                        c.top1_same ? "same" : "DIFFERENT");
+            EXPECT_LE(c.max_abs, batch_tol.max_abs);
+            EXPECT_LE(c.rms, batch_tol.rms);
+            EXPECT_TRUE(c.top1_same);
+        }
+
+        // (2) One token per eval, as llama.cpp's reference run, then 64 greedy tokens.
+        auto ctx = Context::create(**model, cp);
+        ASSERT_TRUE(ctx);
+        std::span<const float> cur;
+        for (int32_t t : prompt) {
+            auto r = (*ctx)->eval(std::span<const int32_t>(&t, 1));
+            ASSERT_TRUE(r) << r.error().message();
+            cur = *r;
+        }
+        const auto ref_logits = read_f32(dir + std::string(cs["logits_file"]));
+        ASSERT_EQ(ref_logits.size(), cur.size());
+        const Compare c = compare(cur, ref_logits);
+        std::printf("  %s: sequential: max|diff| %.6f rms %.6f\n", name.c_str(), c.max_abs, c.rms);
+        EXPECT_LE(c.max_abs, seq_tol.max_abs);
+        EXPECT_LE(c.rms, seq_tol.rms);
+
+        const std::vector<int32_t> want = cs["greedy_tokens"];
+        const std::vector<double> margin = cs["greedy_margin"];
+        std::vector<int32_t> got;
+        for (size_t i = 0; i < want.size(); ++i) {
+            const int32_t t = argmax(cur);
+            got.push_back(t);
+            if (i + 1 == want.size()) break;
+            auto next = (*ctx)->eval(std::span<const int32_t>(&t, 1));
+            ASSERT_TRUE(next);
+            cur = *next;
+        }
+        size_t first_diff = want.size();
+        for (size_t i = 0; i < want.size(); ++i)
+            if (got[i] != want[i]) {
+                first_diff = i;
+                break;
+            }
+        if (first_diff == want.size()) {
+            ++identical_runs;
+            std::printf("  %s: %zu greedy tokens identical\n", name.c_str(), want.size());
+        } else {
+            std::printf("  %s: greedy tokens diverge at step %zu (llama.cpp's top-2 margin there %.4f)\n",
+                        name.c_str(), first_diff, margin[first_diff]);
+        }
+        if (bit_exact) {
+            EXPECT_EQ(first_diff, want.size()) << "greedy tokens differ from llama.cpp";
+        }
+    }
+    std::printf("  %d of %zu greedy runs identical (%s)\n", identical_runs, ref["cases"].size(),
+                bit_exact ? "bit-exact mode required" : "no AVX-512: tolerance mode");
+}
+
+TEST(Golden, TinyModelMatchesLlamaCpp) {
+    // Every 32-block weight type; small logits, so the batched tolerance is tighter.
+    run_reference("tiny-llama.json", root() + "/tests/fixtures/tiny-llama.gguf", {0.05, 0.01});
+}
+
+TEST(Golden, SmolLM2MatchesLlamaCpp) {
+    run_reference("smollm2-135m-q4_1.json", root() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf", {1.5, 0.6});
+}
+
+}  // namespace
+}  // namespace strata::model

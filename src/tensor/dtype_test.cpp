@@ -222,7 +222,8 @@ TEST_P(DequantFixture, MatchesGgufBitForBit) {
         if (bits(got[i]) == bits(want[i])) continue;
         if (mismatches++ < 5)
             ADD_FAILURE() << name << " row " << i / kRowLen << " value " << i % kRowLen
-                          << ": got " << got[i] << " want " << want[i];
+                          << ": got " << got[i] << " (0x" << std::hex << bits(got[i])
+                          << ") want " << want[i] << " (0x" << bits(want[i]) << ")";
     }
     EXPECT_EQ(mismatches, 0) << "of " << want.size();
 }

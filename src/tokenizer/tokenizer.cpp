@@ -6,8 +6,8 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <array>
 #include <functional>
-#include <queue>
 
 #include "base/log.h"
 #include "gguf/gguf.h"
@@ -90,8 +90,9 @@ struct BigramAfter {
 struct Scratch {
     std::string mapped, key;
     std::vector<Symbol> syms;
-    std::priority_queue<Bigram, std::vector<Bigram>, BigramAfter> queue;
+    std::vector<Bigram> heap;  // a binary heap under BigramAfter
     std::vector<unicode::Span> spans;
+    std::string replaced;  // a fragment after replace_unspellable
 };
 
 }  // namespace
@@ -104,10 +105,12 @@ struct Tokenizer::Impl {
     std::vector<TokenId> specials;    // control/user-defined/unknown ids, longest text first
     std::vector<std::string> pieces;  // bytes of each token, control tokens rendered
     std::vector<uint8_t> eog;         // by id
+    std::array<bool, 256> byte_in_vocab{};  // the mapped symbol of the byte is a token
 
     void partition(std::string_view text, bool parse_special, const Vocab& v,
                    std::vector<Fragment>* frags) const;
     void bpe(std::string_view bytes, Scratch* s, std::vector<TokenId>* out) const;
+    bool replace_unspellable(std::string_view text, std::string* out) const;
 };
 
 Tokenizer::~Tokenizer() = default;
@@ -213,6 +216,10 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(Vocab vocab) {
             }
         }
     }
+
+    for (int b = 0; b < 256; ++b)
+        impl->byte_in_vocab[size_t(b)] =
+            impl->token_to_id.count(unicode::byte_to_utf8(uint8_t(b))) > 0;
 
     std::unique_ptr<Tokenizer> tok(new Tokenizer());
     tok->vocab_ = std::move(vocab);
@@ -325,6 +332,35 @@ void Tokenizer::Impl::partition(std::string_view text, bool parse_special, const
     }
 }
 
+// Invalid UTF-8: llama.cpp turns every invalid byte into U+FFFD. We keep an invalid byte
+// when the vocab has its byte symbol (so decode(encode(s)) == s) and replace only the
+// others (SmolLM2 lacks 0xC0, 0xC1, 0xF5..0xFF), which would otherwise vanish. Returns
+// false, leaving *out alone, when text needs no change (the common case).
+bool Tokenizer::Impl::replace_unspellable(std::string_view text, std::string* out) const {
+    auto unspellable = [&](uint32_t cpt) {
+        return cpt >= unicode::kInvalidByte && !byte_in_vocab[cpt - unicode::kInvalidByte];
+    };
+    size_t pos = 0;
+    uint32_t cpt = 0;
+    size_t len = 0;
+    for (; pos < text.size(); pos += len) {
+        if (uint8_t(text[pos]) < 0x80) {
+            len = 1;
+            continue;
+        }
+        len = unicode::decode_utf8(text, pos, &cpt);
+        if (unspellable(cpt)) break;
+    }
+    if (pos == text.size()) return false;
+    out->assign(text.substr(0, pos));
+    for (; pos < text.size(); pos += len) {
+        len = unicode::decode_utf8(text, pos, &cpt);
+        if (unspellable(cpt)) out->append("\xEF\xBF\xBD");
+        else out->append(text.substr(pos, len));
+    }
+    return true;
+}
+
 // BPE over one pre-tokenized piece (raw bytes), as llm_tokenizer_bpe_session::tokenize.
 void Tokenizer::Impl::bpe(std::string_view bytes, Scratch* s, std::vector<TokenId>* out) const {
     std::string& mapped = s->mapped;
@@ -341,6 +377,7 @@ void Tokenizer::Impl::bpe(std::string_view bytes, Scratch* s, std::vector<TokenI
     auto text_of = [&](const Symbol& sym) {
         return std::string_view(mapped).substr(sym.off, sym.n);
     };
+    auto& heap = s->heap;
     auto add_bigram = [&](int32_t l, int32_t r) {
         if (l < 0 || r < 0) return;
         s->key.assign(text_of(syms[size_t(l)]));
@@ -348,12 +385,21 @@ void Tokenizer::Impl::bpe(std::string_view bytes, Scratch* s, std::vector<TokenI
         s->key.append(text_of(syms[size_t(r)]));
         auto it = merge_rank.find(std::string_view(s->key));
         if (it == merge_rank.end()) return;
-        s->queue.push({it->second, l, r, syms[size_t(l)].n + syms[size_t(r)].n});
+        heap.push_back({it->second, l, r, syms[size_t(l)].n + syms[size_t(r)].n});
     };
+    // Seed with every adjacent pair and heapify once (linear, unlike n pushes).
+    heap.clear();
     for (int32_t i = 1; i < int32_t(syms.size()); ++i) add_bigram(i - 1, i);
-    while (!s->queue.empty()) {
-        const Bigram b = s->queue.top();
-        s->queue.pop();
+    std::make_heap(heap.begin(), heap.end(), BigramAfter());
+    auto add_and_push = [&](int32_t l, int32_t r) {
+        const size_t before = heap.size();
+        add_bigram(l, r);
+        if (heap.size() > before) std::push_heap(heap.begin(), heap.end(), BigramAfter());
+    };
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), BigramAfter());
+        const Bigram b = heap.back();
+        heap.pop_back();
         Symbol& left = syms[size_t(b.left)];
         Symbol& right = syms[size_t(b.right)];
         // Stale: a side was merged away, or the right side grew (left cannot grow without
@@ -363,8 +409,8 @@ void Tokenizer::Impl::bpe(std::string_view bytes, Scratch* s, std::vector<TokenI
         right.n = 0;
         left.next = right.next;
         if (right.next >= 0) syms[size_t(right.next)].prev = b.left;
-        add_bigram(left.prev, b.left);
-        add_bigram(b.left, left.next);
+        add_and_push(left.prev, b.left);
+        add_and_push(b.left, left.next);
     }
     for (const Symbol& sym : syms) {
         if (sym.n == 0) continue;
@@ -397,7 +443,8 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special,
             continue;
         }
         s.spans.clear();
-        const std::string_view frag = text.substr(f.off, f.len);
+        std::string_view frag = text.substr(f.off, f.len);
+        if (impl_->replace_unspellable(frag, &s.replaced)) frag = s.replaced;
         unicode::pretokenize(frag, impl_->split_digits, &s.spans);
         for (const auto& sp : s.spans) impl_->bpe(frag.substr(sp.begin, sp.end - sp.begin), &s, &out);
     }

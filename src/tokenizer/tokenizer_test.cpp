@@ -4,6 +4,7 @@
 // The hand-made vocab tests check BPE rank order, digit splitting, special tokens and the
 // validation messages without the model.
 #include <fstream>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -187,10 +188,37 @@ TEST_F(RealVocab, DecodeSpecialAndInvalid) {
     EXPECT_EQ(tok_->token_to_piece(216), " ");
     EXPECT_EQ(tok_->token_to_piece(2, false), "");
     EXPECT_EQ(tok_->decode({-5, 1 << 20}), "");  // out-of-range ids are skipped, not UB
-    // Invalid UTF-8 neither crashes nor loses bytes (llama.cpp would substitute U+FFFD).
-    for (std::string s : {std::string("a\xff" "b\xc0\x80"), std::string("\xe2\x82"),
+    // Invalid UTF-8 never crashes. Invalid bytes the vocab can spell are kept, so they
+    // round-trip; llama.cpp would substitute U+FFFD for every one of them.
+    for (std::string s : {std::string("a\x80" "b"), std::string("\xe2\x82"),
                           std::string("x\xed\xa0\x80y"), std::string("\xf4\x90\x80\x80 1\x80")})
         EXPECT_EQ(tok_->decode(enc(s, false)), s) << escaped(s);
+    // SmolLM2 has no symbol for 21 bytes (0xC0, 0xC1, 0xF5..0xFF, some controls): such an
+    // invalid byte becomes U+FFFD (token 24211) as in llama.cpp, instead of vanishing.
+    EXPECT_EQ(enc("a\xff" "b", false), (std::vector<TokenId>{81, 24211, 82}));
+    EXPECT_EQ(tok_->decode(enc("\xc0\xc1", false)), "\xef\xbf\xbd\xef\xbf\xbd");
+}
+
+// Seeded random byte strings (mostly invalid UTF-8). Built only from bytes the vocab can
+// spell (a lone byte round-trips), each must round-trip exactly; with any bytes, encoding
+// must not crash (the sanitizer job checks the memory side).
+TEST_F(RealVocab, RandomBytesRoundTrip) {
+    std::vector<char> spellable;
+    for (int b = 0; b < 256; ++b) {
+        const std::string one(1, char(b));
+        if (tok_->decode(enc(one, false)) == one) spellable.push_back(char(b));
+    }
+    EXPECT_EQ(spellable.size(), 256u - 21u);  // SmolLM2 lacks 21 byte symbols
+    std::mt19937 rng(7);
+    for (int i = 0; i < 300; ++i) {
+        std::string any(rng() % 48, '\0'), ok(any.size(), '\0');
+        for (size_t k = 0; k < any.size(); ++k) {
+            any[k] = char(rng());
+            ok[k] = spellable[rng() % spellable.size()];
+        }
+        EXPECT_EQ(tok_->decode(enc(ok, false)), ok) << escaped(ok);
+        EXPECT_LE(enc(any, true).size(), any.size());
+    }
 }
 
 TEST_F(RealVocab, EncodeIsThreadSafe) {
@@ -216,7 +244,7 @@ Vocab small_vocab(std::vector<std::string> merges, std::string pre = "smollm") {
     v.types.assign(256, TokenType::kNormal);
     for (const auto& m : merges) {
         std::string joined = m;
-        joined.erase(joined.find(' '), 1);
+        if (const size_t sp = joined.find(' '); sp != std::string::npos) joined.erase(sp, 1);
         v.tokens.push_back(joined);
         v.types.push_back(TokenType::kNormal);
     }
@@ -314,6 +342,104 @@ TEST(SmallVocab, ValidationMessages) {
     v.tokens.clear();
     v.types.clear();
     EXPECT_EQ(create_error(v), "tokenizer: tokenizer.ggml.tokens is empty");
+}
+
+// ---------------------------------------------------------------------------------------
+// from_gguf on small in-memory GGUF images (header + metadata only, no tensors).
+
+struct MiniGguf {
+    std::vector<uint8_t> b;
+    uint64_t n_kv = 0;
+    template <typename T>
+    void put(T v) {
+        const auto* p = reinterpret_cast<const uint8_t*>(&v);
+        b.insert(b.end(), p, p + sizeof(T));
+    }
+    void str(std::string_view s) {
+        put<uint64_t>(s.size());
+        b.insert(b.end(), s.begin(), s.end());
+    }
+    void key(std::string_view k, gguf::ValueType t) {
+        ++n_kv;
+        str(k);
+        put(uint32_t(t));
+    }
+    void kv_str(std::string_view k, std::string_view v) { key(k, gguf::ValueType::STRING), str(v); }
+    void kv_u32(std::string_view k, uint32_t v) { key(k, gguf::ValueType::U32), put(v); }
+    void kv_strs(std::string_view k, const std::vector<std::string>& v) {
+        key(k, gguf::ValueType::ARRAY);
+        put(uint32_t(gguf::ValueType::STRING));
+        put<uint64_t>(v.size());
+        for (const auto& s : v) str(s);
+    }
+    void kv_i32s(std::string_view k, const std::vector<int32_t>& v) {
+        key(k, gguf::ValueType::ARRAY);
+        put(uint32_t(gguf::ValueType::I32));
+        put<uint64_t>(v.size());
+        for (int32_t x : v) put(x);
+    }
+    std::vector<uint8_t> image() const {  // header (v3, no tensors) + kv pairs + pad
+        MiniGguf h;
+        h.put(uint32_t(0x46554747u)), h.put(uint32_t(3)), h.put(uint64_t(0)), h.put(n_kv);
+        h.b.insert(h.b.end(), b.begin(), b.end());
+        while (h.b.size() % 32) h.b.push_back(0);
+        return h.b;
+    }
+};
+
+Result<std::unique_ptr<Tokenizer>> tokenizer_from(const MiniGguf& g) {
+    const auto img = g.image();
+    auto f = gguf::File::from_memory(img.data(), img.size());
+    if (!f) return f.error();
+    return Tokenizer::from_gguf(**f);
+}
+
+MiniGguf mini_vocab_gguf(bool with_model = true, bool with_merges = true) {
+    const Vocab v = small_vocab({"h e"});
+    MiniGguf g;
+    if (with_model) g.kv_str("tokenizer.ggml.model", "gpt2");
+    g.kv_str("tokenizer.ggml.pre", "smollm");
+    g.kv_strs("tokenizer.ggml.tokens", v.tokens);
+    std::vector<int32_t> types;
+    for (TokenType t : v.types) types.push_back(int32_t(t));
+    g.kv_i32s("tokenizer.ggml.token_type", types);
+    if (with_merges) g.kv_strs("tokenizer.ggml.merges", v.merges);
+    g.kv_u32("tokenizer.ggml.eos_token_id", 257);
+    g.kv_u32("tokenizer.ggml.padding_token_id", 9999);  // out of range: ignored, as llama.cpp
+    g.kv_str("tokenizer.chat_template", "{{ x }}");
+    return g;
+}
+
+TEST(FromGguf, ReadsTheVocab) {
+    auto t = tokenizer_from(mini_vocab_gguf());
+    ASSERT_TRUE(t) << t.error().message();
+    EXPECT_EQ((*t)->n_vocab(), 258);
+    EXPECT_EQ((*t)->encode("he"), (std::vector<TokenId>{256}));
+    EXPECT_EQ((*t)->eos(), 257);
+    EXPECT_TRUE((*t)->is_eog(257));
+    EXPECT_EQ((*t)->vocab().pad, -1);
+    EXPECT_EQ((*t)->vocab().chat_template, "{{ x }}");
+}
+
+TEST(FromGguf, ErrorMessages) {
+    auto err = [](const MiniGguf& g) {
+        auto t = tokenizer_from(g);
+        return t ? std::string("ok") : t.error().message();
+    };
+    EXPECT_EQ(err(mini_vocab_gguf(false)),
+              "tokenizer: metadata key 'tokenizer.ggml.model' is missing");
+    EXPECT_EQ(err(mini_vocab_gguf(true, false)),
+              "tokenizer: metadata key 'tokenizer.ggml.merges' is missing");
+    MiniGguf g;
+    g.kv_str("tokenizer.ggml.model", "gpt2");
+    g.kv_u32("tokenizer.ggml.tokens", 5);
+    EXPECT_EQ(err(g), "tokenizer: tokenizer.ggml.tokens: expected an array of strings, file has u32");
+    MiniGguf h;
+    h.kv_str("tokenizer.ggml.model", "gpt2");
+    h.kv_strs("tokenizer.ggml.tokens", {"a"});
+    h.kv_strs("tokenizer.ggml.token_type", {"x"});
+    EXPECT_EQ(err(h), "tokenizer: tokenizer.ggml.token_type: expected an array of integers, file "
+                      "has an array of string");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ namespace strata::unicode {
 // An invalid UTF-8 byte b decodes to kInvalidByte + b: outside Unicode, so it can never be
 // confused with a real code point, and the original byte is kept (round trip of any bytes).
 // llama.cpp substitutes U+FFFD instead; we classify such a byte like U+FFFD (a symbol) so
-// only the bytes differ, never the piece boundaries.
+// only the bytes differ, never the piece boundaries. (tokenizer.cpp still substitutes
+// U+FFFD for the invalid bytes a vocab has no symbol for.)
 inline constexpr uint32_t kInvalidByte = 0x110000;
 
 // Decodes the code point starting at s[pos] (pos < s.size()) into *cpt and returns the

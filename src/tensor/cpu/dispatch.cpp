@@ -54,9 +54,11 @@ VecDotFn vec_dot_fn(DType wt, bool exact) {
     if (!exact) {
         const Isa isa = active_isa();
         if (isa >= Isa::kAvx512)
-            if (VecDotFn f = avx512_vec_dot(wt)) return f;
+            if (VecDotFn f = avx512_vec_dot(wt, isa >= Isa::kAvx512Vnni)) return f;
         if (isa >= Isa::kAvx2)
             if (VecDotFn f = avx2_vec_dot(wt)) return f;
+    } else if (active_isa() >= Isa::kAvx2) {
+        if (VecDotFn f = avx2_vec_dot_f32act(wt)) return f;
     }
     return scalar_vec_dot(wt, exact);
 }

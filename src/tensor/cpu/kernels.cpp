@@ -283,4 +283,12 @@ void gemm_rows(DType wt, const uint8_t* w, size_t w_row_bytes, const Acts& x, fl
     }
 }
 
+void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const float* x, int64_t n_batch,
+            int64_t n_cols, float* y, int64_t ldy, bool exact, ThreadPool& pool, Acts* scratch) {
+    prepare_acts(x, n_batch, n_cols, wt, exact, scratch);
+    pool.parallel_for(n_rows, 16, [&](int64_t r0, int64_t r1) {
+        gemm_rows(wt, w, w_row_bytes, *scratch, y, ldy, r0, r1, exact);
+    });
+}
+
 }  // namespace strata::cpu

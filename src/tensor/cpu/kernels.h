@@ -10,8 +10,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "tensor/dtype.h"
 
 namespace strata::cpu {
@@ -32,12 +34,29 @@ void quantize_act_row(const float* x, DType at, void* dst, int64_t n);
 using VecDotFn = float (*)(int64_t n, const void* w, const void* x);
 VecDotFn vec_dot_fn(DType wt, bool exact);
 
-// Prepared activations: n_rows rows of n_cols values in act type.
+// Q8_0/Q8_1 activations re-laid for the batched kernels: the quantized bytes of tokens
+// 2p and 2p+1 for block i sit side by side (one 64-byte load feeds a 512-bit register),
+// and the block scales are f32 (the f16 values of the blocks, converted) in block-major
+// rows so that consecutive tokens' scales are one load. Padding tokens are all zero.
+struct PackedActs {
+    int64_t n_tok = 0, n_pairs = 0, nb = 0;
+    int64_t ld = 0;  // floats per block in d/s: n_tok rounded up to 8, plus 8 of slack
+    std::vector<uint8_t> storage;  // qs, 64-byte aligned inside
+    std::vector<float> d, s;       // [nb][ld]; s (Q8_1's d·sum) is empty for Q8_0
+    const int8_t* qs() const {     // [n_pairs][nb][2][32]
+        const uintptr_t p = reinterpret_cast<uintptr_t>(storage.data());
+        return reinterpret_cast<const int8_t*>((p + 63) & ~uintptr_t(63));
+    }
+};
+
+// Prepared activations: n_rows rows of n_cols values in act type, and for batches that
+// take the GEMM path also their packed form.
 struct Acts {
     DType type = DType::F32;
     int64_t n_rows = 0, n_cols = 0;
     size_t row_bytes = 0;
     std::vector<uint8_t> buf;
+    PackedActs packed;
     const uint8_t* row(int64_t r) const { return buf.data() + size_t(r) * row_bytes; }
 };
 void prepare_acts(const float* x, int64_t n_rows, int64_t n_cols, DType wt, bool exact, Acts* out);
@@ -45,5 +64,11 @@ void prepare_acts(const float* x, int64_t n_rows, int64_t n_cols, DType wt, bool
 // Y[b * ldy + r] = dot(W row r, X row b) for r in [r0, r1), b in [0, X.n_rows).
 void gemm_rows(DType wt, const uint8_t* w, size_t w_row_bytes, const Acts& x, float* y,
                int64_t ldy, int64_t r0, int64_t r1, bool exact);
+
+// Y[b * ldy + r] = dot(W row r, X row b) for all r < n_rows, b < n_batch: prepares the
+// activations (into *scratch) and splits the work over the pool. The entry point model
+// code uses; tiling and threading decisions live behind it.
+void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const float* x, int64_t n_batch,
+            int64_t n_cols, float* y, int64_t ldy, bool exact, ThreadPool& pool, Acts* scratch);
 
 }  // namespace strata::cpu

@@ -83,6 +83,8 @@ TEST_P(VecDot, AllIsaLevelsMatchReference) {
             EXPECT_EQ(xq, xq2) << "activation quantization differs at " << isa_name(isa);
             const float simd = vec_dot_fn(t, false)(n, w.data(), xq2.data());
             EXPECT_NEAR(simd, scalar, 2e-6 * mag + 1e-5) << isa_name(isa);
+            const float simd_exact = vec_dot_fn(t, true)(n, w.data(), x.data());
+            EXPECT_NEAR(simd_exact, ref, 1e-5 * mag + 1e-6) << "exact path at " << isa_name(isa);
         }
         force_isa(detected_isa());
     }

@@ -4,6 +4,6 @@
 
 namespace strata::cpu {
 
-VecDotFn avx512_vec_dot(DType) { return nullptr; }
+VecDotFn avx512_vec_dot(DType, bool) { return nullptr; }
 
 }  // namespace strata::cpu

@@ -1,0 +1,168 @@
+// `strata bench`: llama-bench's measurements in its vocabulary. pp<N>: one batched eval
+// of N tokens on a fresh context; tg<N>: N single-token evals after an optional depth
+// prefill (-d). Each test runs -r times (after one warm-up) and reports tokens/s mean and
+// standard deviation, plus the memory bandwidth this machine sustains (a multi-threaded
+// streaming read, measured here) and the share of it that decode achieves:
+// weight bytes per token x tokens/s / bandwidth.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include "cli/common.h"
+
+namespace strata::cli {
+
+namespace {
+
+struct Stat {
+    double mean = 0, stdev = 0;
+};
+
+Stat stats(const std::vector<double>& v) {
+    Stat s;
+    if (v.empty()) return s;
+    s.mean = std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+    double ss = 0;
+    for (double x : v) ss += (x - s.mean) * (x - s.mean);
+    s.stdev = v.size() > 1 ? std::sqrt(ss / double(v.size() - 1)) : 0;
+    return s;
+}
+
+// Streaming read bandwidth with `threads` threads over a buffer far larger than the caches.
+double measure_bandwidth_gbs(int threads) {
+    const size_t n = size_t(256) << 20;  // 256 MiB
+    std::vector<uint64_t> buf(n / 8);
+    for (size_t i = 0; i < buf.size(); i += 512) buf[i] = i;  // touch pages
+    std::vector<double> runs;
+    for (int rep = 0; rep < 5; ++rep) {
+        std::vector<std::thread> ts;
+        std::vector<uint64_t> sink(size_t(threads), 0);
+        auto t0 = std::chrono::steady_clock::now();
+        for (int t = 0; t < threads; ++t)
+            ts.emplace_back([&, t] {
+                const size_t b = buf.size() * size_t(t) / size_t(threads), e = buf.size() * size_t(t + 1) / size_t(threads);
+                uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                for (size_t i = b; i + 4 <= e; i += 4) a0 += buf[i], a1 += buf[i + 1], a2 += buf[i + 2], a3 += buf[i + 3];
+                sink[size_t(t)] = a0 + a1 + a2 + a3;
+            });
+        for (auto& t : ts) t.join();
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        runs.push_back(double(n) / s / 1e9);
+    }
+    std::sort(runs.begin(), runs.end());
+    return runs[runs.size() / 2];
+}
+
+}  // namespace
+
+Command bench_command() {
+    struct State {
+        ModelOpts mo;
+        int n_prompt = 512, n_gen = 128, reps = 5, depth = 0;
+        std::string output = "md";
+    };
+    auto st = std::make_shared<State>();
+    Command c;
+    c.name = "bench";
+    c.summary = "measure prefill (pp) and decode (tg) speed, llama-bench style";
+    c.declare = [st](CLI::App* app) {
+        add_model_opts(app, st->mo);
+        app->add_option("-p,--n-prompt", st->n_prompt, "prompt tokens for the pp test (0 = skip)")->capture_default_str();
+        app->add_option("-n,--n-gen", st->n_gen, "generated tokens for the tg test (0 = skip)")->capture_default_str();
+        app->add_option("-r,--repetitions", st->reps, "repetitions per test")->capture_default_str();
+        app->add_option("-d,--depth", st->depth, "tokens already in the context before tg")->capture_default_str();
+        app->add_option("-o,--output", st->output, "md or json")->capture_default_str();
+    };
+    c.run = [st]() -> int {
+        if (st->n_prompt < 0) return report("bench", invalid_input("-p: must be >= 0 (got {})", st->n_prompt));
+        if (st->n_gen < 0) return report("bench", invalid_input("-n: must be >= 0 (got {})", st->n_gen));
+        if (st->reps < 1) return report("bench", invalid_input("-r: must be >= 1 (got {})", st->reps));
+        if (st->depth < 0) return report("bench", invalid_input("-d: must be >= 0 (got {})", st->depth));
+        if (st->output != "md" && st->output != "json")
+            return report("bench", invalid_input("-o: unknown format \"{}\" (known: md, json)", st->output));
+        ModelOpts mo = st->mo;
+        if (mo.ctx == 0) mo.ctx = std::max<int64_t>(st->n_prompt, st->depth + st->n_gen) + 1;
+        auto l = load(mo);
+        if (!l) return report("bench", l.error());
+        const int64_t need = std::max<int64_t>(st->n_prompt, st->depth + st->n_gen);
+        if (need > l->ctx->n_ctx())
+            return report("bench", invalid_input("--ctx: {} tokens needed but the context holds {}", need, l->ctx->n_ctx()));
+        const int threads = l->ctx->pool().n_threads();
+        std::mt19937 rng(42);
+        std::uniform_int_distribution<int32_t> tok(100, int32_t(l->model->hp.n_vocab) - 1);
+        auto random_tokens = [&](int n) {
+            std::vector<int32_t> v(static_cast<size_t>(n));
+            for (auto& t : v) t = tok(rng);
+            return v;
+        };
+        using clock = std::chrono::steady_clock;
+        std::vector<double> pp, tg;
+        for (int rep = -1; rep < st->reps; ++rep) {  // rep -1 is the warm-up
+            if (st->n_prompt > 0) {
+                l->ctx->truncate(0);
+                auto toks = random_tokens(st->n_prompt);
+                auto t0 = clock::now();
+                auto r = l->ctx->eval(toks);
+                if (!r) return report("bench", r.error());
+                const double s = std::chrono::duration<double>(clock::now() - t0).count();
+                if (rep >= 0) pp.push_back(st->n_prompt / s);
+            }
+            if (st->n_gen > 0) {
+                l->ctx->truncate(0);
+                if (st->depth > 0) {
+                    auto r = l->ctx->eval(random_tokens(st->depth));
+                    if (!r) return report("bench", r.error());
+                }
+                auto toks = random_tokens(st->n_gen);
+                auto t0 = clock::now();
+                for (int32_t t : toks) {
+                    auto r = l->ctx->eval(std::span<const int32_t>(&t, 1));
+                    if (!r) return report("bench", r.error());
+                }
+                const double s = std::chrono::duration<double>(clock::now() - t0).count();
+                if (rep >= 0) tg.push_back(st->n_gen / s);
+            }
+        }
+        const double bw = measure_bandwidth_gbs(threads);
+        const double weight_gb = double(l->model->weight_bytes()) / 1e9;
+        const Stat spp = stats(pp), stg = stats(tg);
+        const double tg_gbs = stg.mean * weight_gb;
+        const std::string mode = mo.exact ? "exact" : "default";
+        if (st->output == "json") {
+            nlohmann::json j;
+            j["model"] = l->model->path;
+            j["threads"] = threads;
+            j["mode"] = mode;
+            j["isa"] = cpu::isa_name(cpu::active_isa());
+            j["weight_bytes"] = l->model->weight_bytes();
+            j["bandwidth_gbs"] = bw;
+            if (!pp.empty()) j["pp"] = {{"n", st->n_prompt}, {"tps_mean", spp.mean}, {"tps_std", spp.stdev}, {"samples", pp}};
+            if (!tg.empty())
+                j["tg"] = {{"n", st->n_gen}, {"depth", st->depth}, {"tps_mean", stg.mean}, {"tps_std", stg.stdev},
+                           {"samples", tg}, {"gbs", tg_gbs}, {"bandwidth_share", tg_gbs / bw}};
+            fmt::print("{}\n", j.dump(1));
+        } else {
+            fmt::print("| model | threads | mode | isa | test | t/s |\n|---|---|---|---|---|---|\n");
+            if (!pp.empty())
+                fmt::print("| {} | {} | {} | {} | pp{} | {:.2f} ± {:.2f} |\n", l->model->path, threads, mode,
+                           cpu::isa_name(cpu::active_isa()), st->n_prompt, spp.mean, spp.stdev);
+            if (!tg.empty())
+                fmt::print("| {} | {} | {} | {} | tg{}{} | {:.2f} ± {:.2f} |\n", l->model->path, threads, mode,
+                           cpu::isa_name(cpu::active_isa()), st->n_gen,
+                           st->depth ? fmt::format(" @ d{}", st->depth) : "", stg.mean, stg.stdev);
+            fmt::print("\nweights read per token: {:.1f} MB; measured read bandwidth ({} threads): {:.1f} GB/s\n",
+                       weight_gb * 1e3, threads, bw);
+            if (!tg.empty())
+                fmt::print("decode moves {:.1f} GB/s = {:.0f}% of the measured bandwidth\n", tg_gbs, 100 * tg_gbs / bw);
+        }
+        return kExitOk;
+    };
+    return c;
+}
+
+}  // namespace strata::cli

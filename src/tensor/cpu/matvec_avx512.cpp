@@ -1,0 +1,181 @@
+// AVX-512 batch-1 matvec (decode) for the 32-value block formats, four rows per pass.
+//
+// Decode must reproduce llama.cpp's AVX2 vec-dot bit for bit per row (see kernels.h), so
+// this keeps each row's 8-lane accumulator and only changes how many rows share a
+// register: one 512-bit accumulator carries two rows, the activation block is loaded and
+// shuffled once for four rows, and the four rows' f16 scales are gathered into one
+// conversion. Lanes are a permutation of the AVX2 kernel's lanes, and each lane sees the
+// same operations in the same order, so the per-row result is unchanged.
+//
+// Register layout for 4/5-bit formats (the 16 bytes of a block hold values j and j+16 in
+// the low and high nibble): codes [row a lo | row b lo | row a hi | row b hi] against
+// activations [x lo | x lo | x hi | x hi]; row a owns lanes 0-3 and 8-11. For Q8_0:
+// [row a | row b] against [x | x]; row a owns lanes 0-7.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "tensor/cpu/simd.h"
+
+namespace strata::cpu {
+
+namespace {
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+inline uint32_t load_u32(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+enum class Fmt { kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ8_0 };
+
+template <Fmt F>
+struct Traits {
+    static constexpr bool kSplit = F != Fmt::kQ8_0;       // nibble layout, see above
+    static constexpr bool kMin = F == Fmt::kQ4_1 || F == Fmt::kQ5_1;
+    static constexpr bool kHigh = F == Fmt::kQ5_0 || F == Fmt::kQ5_1;
+    static constexpr int kOffset = F == Fmt::kQ4_0 ? 8 : F == Fmt::kQ5_0 ? 16 : 0;
+    static constexpr size_t kBytes = F == Fmt::kQ4_0 ? 18 : F == Fmt::kQ4_1 ? 20 : F == Fmt::kQ5_0 ? 22
+                                   : F == Fmt::kQ5_1 ? 24 : 34;
+    static constexpr size_t kQs = kBytes - (F == Fmt::kQ8_0 ? 32 : 16);  // offset of qs
+};
+
+template <bool kVnni>
+inline __m512i dot_u8i8(__m512i a, __m512i b) {
+    if constexpr (kVnni) return _mm512_dpbusd_epi32(_mm512_setzero_si512(), a, b);
+    else return _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), _mm512_set1_epi16(1));
+}
+
+// Codes of one block of rows a and b in the layout above.
+template <Fmt F>
+inline __m512i pair_codes(const uint8_t* a, const uint8_t* b) {
+    using T = Traits<F>;
+    if constexpr (F == Fmt::kQ8_0) {
+        const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + T::kQs));
+        return _mm512_inserti64x4(_mm512_castsi256_si512(wa),
+                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + T::kQs)), 1);
+    } else {
+        const __m256i t = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + T::kQs))),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + T::kQs)), 1);
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
+        w = _mm512_and_si512(w, _mm512_set1_epi8(0x0F));
+        if constexpr (T::kHigh) {
+            const uint64_t ha = load_u32(a + (T::kMin ? 4 : 2)), hb = load_u32(b + (T::kMin ? 4 : 2));
+            const uint64_t k = (ha & 0xFFFF) | (hb & 0xFFFF) << 16 | (ha >> 16) << 32 | (hb >> 16) << 48;
+            w = _mm512_mask_add_epi8(w, __mmask64(k), w, _mm512_set1_epi8(0x10));
+        }
+        return w;
+    }
+}
+
+// ggml's hsum_float_8 of one row's lanes: lo = its lanes 0-3, hi = lanes 4-7.
+inline float hsum_parts(__m128 lo, __m128 hi) {
+    __m128 r = _mm_add_ps(hi, lo);
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+template <Fmt F, bool kVnni>
+void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, int64_t r0, int64_t r1) {
+    using T = Traits<F>;
+    const int64_t nb = n / 32;
+    const uint8_t* x = static_cast<const uint8_t*>(xv);
+    constexpr size_t kXBytes = T::kMin ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
+    constexpr int kXQs = T::kMin ? 4 : 2;
+    // Row r's product d_w·d_x sits in lane 2r of the converted scales (d, m interleaved).
+    const __m512i s01 = T::kSplit ? _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2)
+                                  : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i s23 = _mm512_add_epi32(s01, _mm512_set1_epi32(4));
+    const __m512i xperm = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t* row = w + size_t(r) * rb;
+        __m512 acc01 = _mm512_setzero_ps(), acc23 = _mm512_setzero_ps();
+        __m256 summs = _mm256_setzero_ps();
+        for (int64_t i = 0; i < nb; ++i) {
+            const uint8_t* b0 = row + size_t(i) * T::kBytes;
+            const uint8_t* xb = x + size_t(i) * kXBytes;
+            const __m256i x32 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + kXQs));
+            const __m512i xz = T::kSplit ? _mm512_permutexvar_epi64(xperm, _mm512_castsi256_si512(x32))
+                                         : _mm512_broadcast_i64x4(x32);
+            __m128i dm = _mm_cvtsi32_si128(int(load_u32(b0)));
+            dm = _mm_insert_epi32(dm, int(load_u32(b0 + rb)), 1);
+            dm = _mm_insert_epi32(dm, int(load_u32(b0 + 2 * rb)), 2);
+            dm = _mm_insert_epi32(dm, int(load_u32(b0 + 3 * rb)), 3);
+            const __m256 dmf = _mm256_cvtph_ps(dm);  // d0 m0 d1 m1 d2 m2 d3 m3
+            uint16_t dx16;
+            std::memcpy(&dx16, xb, 2);
+            const __m512 prod = _mm512_castps256_ps512(_mm256_mul_ps(dmf, _mm256_set1_ps(h2f(dx16))));
+            if constexpr (T::kMin) {
+                uint16_t sx16;
+                std::memcpy(&sx16, xb + 2, 2);
+                summs = _mm256_fmadd_ps(dmf, _mm256_set1_ps(h2f(sx16)), summs);  // m lanes: m·s + summs
+            }
+            __m512i w01 = pair_codes<F>(b0, b0 + rb), w23 = pair_codes<F>(b0 + 2 * rb, b0 + 3 * rb);
+            __m512i i01, i23;
+            if constexpr (F == Fmt::kQ8_0) {
+                if constexpr (kVnni) {  // (q+128)·x - 128·sum(x), exactly q·x
+                    const __m512i bias = _mm512_set1_epi8(char(0x80));
+                    const __m512i nc = _mm512_sub_epi32(_mm512_setzero_si512(), dot_u8i8<true>(bias, xz));
+                    i01 = _mm512_dpbusd_epi32(nc, _mm512_xor_si512(w01, bias), xz);
+                    i23 = _mm512_dpbusd_epi32(nc, _mm512_xor_si512(w23, bias), xz);
+                } else {  // |q|·(±x)
+                    const __m512i z = _mm512_setzero_si512();
+                    i01 = dot_u8i8<false>(_mm512_abs_epi8(w01), _mm512_mask_sub_epi8(xz, _mm512_movepi8_mask(w01), z, xz));
+                    i23 = dot_u8i8<false>(_mm512_abs_epi8(w23), _mm512_mask_sub_epi8(xz, _mm512_movepi8_mask(w23), z, xz));
+                }
+            } else if constexpr (T::kOffset != 0) {  // (q+off)·x - off·sum(x)
+                const __m512i corr = dot_u8i8<kVnni>(_mm512_set1_epi8(T::kOffset), xz);
+                i01 = _mm512_sub_epi32(dot_u8i8<kVnni>(w01, xz), corr);
+                i23 = _mm512_sub_epi32(dot_u8i8<kVnni>(w23, xz), corr);
+            } else {
+                i01 = dot_u8i8<kVnni>(w01, xz);
+                i23 = dot_u8i8<kVnni>(w23, xz);
+            }
+            acc01 = _mm512_fmadd_ps(_mm512_permutexvar_ps(s01, prod), _mm512_cvtepi32_ps(i01), acc01);
+            acc23 = _mm512_fmadd_ps(_mm512_permutexvar_ps(s23, prod), _mm512_cvtepi32_ps(i23), acc23);
+        }
+        alignas(32) float sm[8];
+        _mm256_store_ps(sm, summs);
+        for (int k = 0; k < 4; ++k) {
+            const __m512 acc = k < 2 ? acc01 : acc23;
+            const int h = k & 1;
+            __m128 lo, hi;
+            if constexpr (T::kSplit) {
+                lo = _mm512_extractf32x4_ps(acc, 0 + h), hi = _mm512_extractf32x4_ps(acc, 2 + h);
+            } else {
+                lo = _mm512_extractf32x4_ps(acc, 2 * h), hi = _mm512_extractf32x4_ps(acc, 2 * h + 1);
+            }
+            float v = hsum_parts(lo, hi);
+            if constexpr (T::kMin) v += sm[2 * k + 1];
+            y[r + k] = v;
+        }
+    }
+    if (r < r1) {  // last rows one at a time, same arithmetic
+        const DType wt = F == Fmt::kQ4_0 ? DType::Q4_0 : F == Fmt::kQ4_1 ? DType::Q4_1 : F == Fmt::kQ5_0 ? DType::Q5_0
+                       : F == Fmt::kQ5_1 ? DType::Q5_1 : DType::Q8_0;
+        const VecDotFn dot = avx2_vec_dot(wt);
+        for (; r < r1; ++r) y[r] = dot(n, w + size_t(r) * rb, xv);
+    }
+}
+
+template <bool kVnni>
+MatvecFn pick(DType wt) {
+    switch (wt) {
+        case DType::Q4_0: return matvec<Fmt::kQ4_0, kVnni>;
+        case DType::Q4_1: return matvec<Fmt::kQ4_1, kVnni>;
+        case DType::Q5_0: return matvec<Fmt::kQ5_0, kVnni>;
+        case DType::Q5_1: return matvec<Fmt::kQ5_1, kVnni>;
+        case DType::Q8_0: return matvec<Fmt::kQ8_0, kVnni>;
+        default: return nullptr;
+    }
+}
+
+}  // namespace
+
+MatvecFn avx512_matvec(DType wt, bool vnni) { return vnni ? pick<true>(wt) : pick<false>(wt); }
+
+}  // namespace strata::cpu
