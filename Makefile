@@ -7,9 +7,9 @@ PRESET  ?= release
 BUILD   := build
 APT_PKGS := build-essential cmake pkg-config python3 python3-pip python3-venv \
             libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev \
-            libcli11-dev libfmt-dev libicu-dev
+            libcli11-dev libfmt-dev libicu-dev libeigen3-dev libssl-dev zlib1g-dev libbrotli-dev
 
-.PHONY: all deps model build run test clean bench
+.PHONY: all deps model build run test clean bench venv
 
 all: build
 
@@ -31,7 +31,13 @@ build: deps
 run: build model
 	./$(BUILD)/strata chat -m $(MODEL) -t $(THREADS) --exact --temp 0 -p "$(PROMPT)"
 
-test: build model
+# Project venv for the end-to-end server tests (the real `openai` client, pinned).
+OPENAI_PIN := openai==3.57.0
+venv:
+	@[ -x .venv/bin/python ] || python3 -m venv .venv
+	@.venv/bin/python -c "import openai" 2>/dev/null || .venv/bin/pip install -q "$(OPENAI_PIN)"
+
+test: build model venv
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
 clean:

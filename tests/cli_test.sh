@@ -55,8 +55,10 @@ expect unknown-flag 2 "strata generate: The following argument was not expected:
   "$BIN" generate -m "$MODEL" -p hi --bogus
 expect missing-prompt 2 "strata generate: --prompt is required" -- \
   "$BIN" generate -m "$MODEL"
-expect bad-kv-type 2 "strata generate: --kv-type: unknown type \"q9\" (known: f16, f32)" -- \
-  "$BIN" generate -m "$MODEL" -p hi --kv-type q9
+expect bad-kv 2 "strata generate: --kv: unknown KV method \"q9\" (known: fp16, fp32, q8_0, q4_1, q4_0, kivi4, kivi2, hk2, varn2, kvarn_k4v4, kvarn_k4v2, kvarn_k3v3, kvarn_k2v2, turboquant4, turboquant3, turboquant4_b2, turboquant3_b2)" -- \
+  "$BIN" generate -m "$MODEL" -p hi --kv q9
+expect bad-kv-mix 2 "strata generate: --kv: K and V formats differ (\"kvarn_k4v2\", \"q8_0\") but \"kvarn_k4v2\" stores K and V together; only per-token formats (fp32, fp16, q8_0, q4_1, q4_0) can be mixed" -- \
+  "$BIN" generate -m "$MODEL" -p hi --kv-k kvarn_k4v2 --kv-v q8_0
 expect ctx-too-big 2 "strata generate: --ctx: context size 100000 exceeds the model's training context 8192" -- \
   "$BIN" generate -m "$MODEL" -p hi --ctx 100000
 LONG=$(printf 'word %.0s' $(seq 1 40))
@@ -73,6 +75,18 @@ else echo "FAIL capital-of-france: $out"; fail=$((fail+1)); fi
 out=$(printf 'What is the capital of France?\nAnd of Italy?\n' | "$BIN" chat -m "$MODEL" --exact --temp 0 -n 32 2>/dev/null)
 if grep -q "Paris" <<<"$out" && grep -q "Rome" <<<"$out"; then echo "ok   chat-stdin-two-turns"; pass=$((pass+1));
 else echo "FAIL chat-stdin-two-turns: $out"; fail=$((fail+1)); fi
+
+# KV-cache formats: teacher-forced perplexity with a 2-bit KVarN cache against an fp32-KV
+# base run (160 tokens: FP sink plus the FP tail, so this checks plumbing, not quality).
+"$BIN" perplexity -m "$MODEL" -f "$SRC/README.md" --exact --ctx 160 --chunks 1 --kv fp32 \
+  --kl-divergence-base "$TMP/kl.bin" >/dev/null 2>&1
+ppl=$("$BIN" perplexity -m "$MODEL" -f "$SRC/README.md" --exact --ctx 160 --chunks 1 --kv kvarn_k2v2 \
+  --kl-divergence "$TMP/kl.bin" 2>/dev/null)
+if grep -q "^Mean    KLD:" <<<"$ppl" && grep -q "^Final estimate: PPL" <<<"$ppl"; then
+  echo "ok   perplexity-kld"; pass=$((pass+1))
+else
+  echo "FAIL perplexity-kld: $ppl"; fail=$((fail+1))
+fi
 
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -5,6 +5,9 @@
 
 #include <thread>
 
+#include "adapters/load.h"
+#include "adapters/runtime.h"
+
 namespace strata::cli {
 
 void add_model_opts(CLI::App* app, ModelOpts& o) {
@@ -12,7 +15,10 @@ void add_model_opts(CLI::App* app, ModelOpts& o) {
     app->add_option("-t,--threads", o.threads, "CPU threads (default: all cores)");
     app->add_option("--ctx", o.ctx, "context size in tokens (default: the model's)");
     app->add_flag("--exact", o.exact, "f32 activations and dequantized weights (reference numerics)");
-    app->add_option("--kv-type", o.kv_type, "KV cache element type: f16 (default) or f32");
+    app->add_option("--kv", o.kv, "KV cache format for K and V (fp16 default; see docs/kv-cache.md)");
+    app->add_option("--kv-k", o.kv_k, "K cache format, overriding --kv (per-token formats only)");
+    app->add_option("--kv-v", o.kv_v, "V cache format, overriding --kv (per-token formats only)");
+    app->add_option("--lora", o.lora, "LoRA adapter FILE[:SCALE] (PEFT dir or .gguf) applied at run time; repeatable");
 }
 
 void add_sampling_opts(CLI::App* app, sampling::SamplingParams& p) {
@@ -25,11 +31,29 @@ void add_sampling_opts(CLI::App* app, sampling::SamplingParams& p) {
     app->add_option("--seed", p.seed, "RNG seed (default: random)");
 }
 
+// Loads every --lora adapter, checks it against the model and hooks it into the context.
+static Status apply_loras(const ModelOpts& o, Loaded& l) {
+    if (o.lora.empty()) return ok_status();
+    const adapters::ModelShape shape = adapters::model_shape(*l.model);
+    auto hook = std::make_unique<adapters::LoraHook>(l.model->hp.n_layer);
+    for (const std::string& arg : o.lora) {
+        auto spec = adapters::parse_lora_spec(arg);
+        if (!spec) return spec.error();
+        auto ad = adapters::load_adapter(spec->path, shape);
+        if (!ad) return ad.error();
+        hook->add(std::make_shared<const adapters::LoraAdapter>(std::move(*ad)), spec->scale);
+    }
+    l.ctx->add_matmul_hook(hook.get());
+    l.lora_hook = std::move(hook);
+    return ok_status();
+}
+
 Result<Loaded> load(const ModelOpts& o) {
     if (o.threads < 0 || o.threads > 256) return invalid_input("--threads: must be in 1..256 (got {})", o.threads);
     if (o.ctx < 0) return invalid_input("--ctx: must be positive (got {})", o.ctx);
-    if (o.kv_type != "f16" && o.kv_type != "f32")
-        return invalid_input("--kv-type: unknown type \"{}\" (known: f16, f32)", o.kv_type);
+    for (auto [flag, name] : {std::pair{"--kv", &o.kv}, {"--kv-k", &o.kv_k}, {"--kv-v", &o.kv_v}})
+        if (!name->empty())
+            if (auto m = kv::make_kv_method(*name); !m) return Status(m.error().code(), fmt::format("{}: {}", flag, m.error().message()));
     const std::string path = o.model.empty() ? engine::default_model_path() : o.model;
     Loaded l;
     auto m = model::load_model(path);
@@ -42,15 +66,20 @@ Result<Loaded> load(const ModelOpts& o) {
     cp.n_ctx = o.ctx;
     cp.n_threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
     cp.exact = o.exact;
-    cp.kv_f16 = o.kv_type == "f16";
+    cp.kv.k = o.kv_k.empty() ? o.kv : o.kv_k;
+    cp.kv.v = o.kv_v.empty() ? o.kv : o.kv_v;
     auto c = model::Context::create(*l.model, cp);
     if (!c) {
+        // A format that cannot take this model's heads, or K/V formats that cannot mix.
+        if (c.error().message().rfind("kv ", 0) == 0 || c.error().message().rfind("K and V", 0) == 0)
+            return Status(ErrorCode::kInvalidInput, "--kv: " + c.error().message());
         // Context limits are the user's flags.
         if (c.error().code() == ErrorCode::kOutOfRange || c.error().code() == ErrorCode::kInvalidInput)
             return Status(ErrorCode::kInvalidInput, "--ctx: " + c.error().message());
         return c.error();
     }
     l.ctx = std::move(*c);
+    STRATA_TRY(apply_loras(o, l));
     return l;
 }
 

@@ -23,7 +23,9 @@ struct ModelOpts {
     int threads = 0;    // -t (0 = all cores)
     int64_t ctx = 0;    // --ctx (0 = model's)
     bool exact = false; // --exact
-    std::string kv_type = "f16";  // --kv-type
+    std::string kv = "fp16";  // --kv
+    std::string kv_k, kv_v;   // --kv-k / --kv-v (override --kv per tensor)
+    std::vector<std::string> lora;  // --lora FILE[:SCALE], repeatable (applied at run time)
 };
 
 void add_model_opts(CLI::App* app, ModelOpts& o);
@@ -33,6 +35,7 @@ struct Loaded {
     std::unique_ptr<model::Model> model;
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<model::Context> ctx;
+    std::unique_ptr<model::MatmulHook> lora_hook;  // runtime LoRA (adapters/runtime.h), if any
 };
 
 // Validates options (usage errors come back with code kInvalidInput and the flag name).
@@ -54,5 +57,10 @@ Command generate_command();
 Command chat_command();
 Command info_command();
 Command bench_command();
+Command perplexity_command();
+Command lora_eval_command();
+Command merge_command();
+Command export_command();
+Command serve_command();
 
 }  // namespace strata::cli

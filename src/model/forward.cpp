@@ -1,15 +1,14 @@
 // CPU forward pass. Numerics follow ggml's CPU backend where it matters for matching
 // llama.cpp token for token: RMSNorm sums squares in double, RoPE angles come from
 // iterated float multiplication of base^(-2/n_rot), activations are quantized per the
-// weight type (kernels.h), and with an f16 cache the query and the softmax weights are
-// rounded to f16 before their dot products, as ggml's f16 mul_mat does.
+// weight type (kernels.h). Attention and the KV cache live in kv/: the fp16 format keeps
+// llama.cpp's f16 attention arithmetic (kv/codecs/fp16.cpp).
 #include "model/forward.h"
 
 #include "ops/ggml_math.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 namespace strata::model {
 
@@ -35,99 +34,28 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, ContextPara
     if (p.n_threads < 1 || p.n_threads > 256)
         return invalid_input("thread count must be in 1..256 (got {})", p.n_threads);
     std::unique_ptr<Context> c(new Context(model, p));
-    c->pool_ = std::make_unique<ThreadPool>(p.n_threads);
-    c->kv_row_bytes_ = size_t(hp.n_head_kv * hp.head_dim) * (p.kv_f16 ? 2 : 4);
-    const size_t kv_bytes = c->kv_row_bytes_ * size_t(p.n_ctx) * size_t(hp.n_layer);
-    c->k_cache_.resize(kv_bytes);
-    c->v_cache_.resize(kv_bytes);
+    if (p.pool) {
+        c->pool_ = p.pool;
+    } else {
+        c->own_pool_ = std::make_unique<ThreadPool>(p.n_threads);
+        c->pool_ = c->own_pool_.get();
+    }
+    kv::CacheShape shape{int(hp.n_layer), int(hp.n_head), int(hp.n_head_kv), int(hp.head_dim), p.n_ctx};
+    auto kv = kv::KvCache::create(p.kv, shape, p.kv_budget_bytes);
+    if (!kv) return kv.error();
+    c->kv_ = std::move(*kv);
     c->rope_theta_scale_ = std::pow(hp.rope_base, -2.0f / float(hp.n_rot));
     return c;
 }
 
-void Context::truncate(int64_t n) { n_past_ = std::clamp<int64_t>(n, 0, n_past_); }
+void Context::truncate(int64_t n) {
+    n_past_ = std::clamp<int64_t>(n, 0, n_past_);
+    kv_->truncate(n_past_);
+}
 
 void Context::matmul(const Weight& w, const float* x, int64_t n, float* y) {
     cpu::matmul(w.type, w.data, w.row_bytes, w.n_rows, x, n, w.n_cols, y, w.n_rows, params_.exact, *pool_, &acts_);
-}
-
-// q: [n][n_head*hd] (already roped); writes out: [n][n_head*hd].
-// Default mode mirrors llama.cpp's non-flash attention: the KV view is padded to a multiple
-// of 32 cells (masked cells get p = 0), q and the softmax weights are rounded to f16 for
-// the f16 dot products, exp and the dot accumulation follow ops/ggml_math.h. Exact mode
-// computes the same attention in f32 with libm exp.
-void Context::attention(int64_t layer, int64_t n, const float* q, float* out) {
-    const HParams& hp = model_.hp;
-    const int64_t hd = hp.head_dim, n_head = hp.n_head, group = hp.n_head / hp.n_head_kv;
-    const int64_t n_ctx = params_.n_ctx;
-    const uint8_t* kbase = k_cache_.data() + size_t(layer) * size_t(n_ctx) * kv_row_bytes_;
-    const uint8_t* vbase = v_cache_.data() + size_t(layer) * size_t(n_ctx) * kv_row_bytes_;
-    const size_t elt = params_.kv_f16 ? 2 : 4;
-    const float scale = 1.0f / std::sqrt(float(hd));
-    const bool f16 = params_.kv_f16;
-    const bool ggml = f16 && !params_.exact;
-    // llama.cpp pads its KV view to 256 cells; padded cells carry p = 0 and only decide which
-    // values ggml_vec_dot_f16 sums in its 64-wide SIMD body versus its scalar tail. Any
-    // multiple of 64 gives the same bits, so we pad to 64 and skip the extra zeros.
-    const int64_t n_kv_pad = (n_past_ + n + 63) / 64 * 64;
-    pool_->parallel_for(n * n_head, 1, [&](int64_t b, int64_t e) {
-        std::vector<float> scores(static_cast<size_t>(n_kv_pad)), probs(static_cast<size_t>(n_kv_pad));
-        std::vector<float> qf(static_cast<size_t>(hd));
-        std::vector<uint16_t> q16(static_cast<size_t>(hd)), p16(static_cast<size_t>(n_kv_pad));
-        for (int64_t job = b; job < e; ++job) {
-            const int64_t i = job / n_head, h = job % n_head, kvh = h / group;
-            const int64_t n_vis = n_past_ + i + 1;  // causal
-            const int64_t n_kv = ggml ? n_kv_pad : n_vis;
-            const float* qrow = q + i * n_head * hd + h * hd;
-            for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = fp32_to_fp16(qrow[d]);
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < n_vis; ++j) {
-                const uint8_t* kr = kbase + size_t(j) * kv_row_bytes_ + size_t(kvh * hd) * elt;
-                float s = 0;
-                if (ggml) {
-                    s = ops::dot_f16_ggml(q16.data(), reinterpret_cast<const uint16_t*>(kr), hd);
-                } else if (f16) {
-                    auto* k16 = reinterpret_cast<const uint16_t*>(kr);
-                    for (int64_t d = 0; d < hd; ++d) s += qrow[d] * fp16_to_fp32(k16[d]);
-                } else {
-                    auto* k32 = reinterpret_cast<const float*>(kr);
-                    for (int64_t d = 0; d < hd; ++d) s += qrow[d] * k32[d];
-                }
-                s *= scale;
-                scores[size_t(j)] = s;
-                mx = std::max(mx, s);
-            }
-            for (int64_t j = n_vis; j < n_kv; ++j) scores[size_t(j)] = -INFINITY;
-            double sum;
-            if (ggml) {
-                sum = ops::softmax_exp_ggml(scores.data(), probs.data(), n_kv, mx);
-            } else {
-                sum = 0;
-                for (int64_t j = 0; j < n_kv; ++j) sum += probs[size_t(j)] = std::exp(scores[size_t(j)] - mx);
-            }
-            const float inv = float(1.0 / sum);
-            for (int64_t j = 0; j < n_kv; ++j) probs[size_t(j)] *= inv;
-            float* o = out + i * n_head * hd + h * hd;
-            if (ggml) {
-                for (int64_t j = 0; j < n_kv; ++j) p16[size_t(j)] = fp32_to_fp16(probs[size_t(j)]);
-                for (int64_t d = 0; d < hd; ++d) {
-                    auto* vt = reinterpret_cast<const uint16_t*>(vbase) + size_t(kvh * hd + d) * size_t(n_ctx);
-                    o[d] = ops::dot_f16_ggml(p16.data(), vt, n_kv);
-                }
-            } else {
-                for (int64_t d = 0; d < hd; ++d) {
-                    const uint8_t* vt = vbase + size_t(kvh * hd + d) * size_t(n_ctx) * elt;
-                    float acc = 0;
-                    if (f16) {
-                        for (int64_t j = 0; j < n_kv; ++j)
-                            acc += probs[size_t(j)] * fp16_to_fp32(reinterpret_cast<const uint16_t*>(vt)[j]);
-                    } else {
-                        for (int64_t j = 0; j < n_kv; ++j) acc += probs[size_t(j)] * reinterpret_cast<const float*>(vt)[j];
-                    }
-                    o[d] = acc;
-                }
-            }
-        }
-    });
+    for (MatmulHook* h : matmul_hooks_) h->after_matmul(w, x, n, y);
 }
 
 Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bool all_logits) {
@@ -183,28 +111,18 @@ Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bo
         matmul(L.wq, h_.data(), n, q_.data());
         matmul(L.wk, h_.data(), n, k_.data());
         matmul(L.wv, h_.data(), n, v_.data());
-        // K rows by position: [n_ctx][kv_dim]; V transposed: [kv_dim][n_ctx] (as llama.cpp
-        // stores it without flash attention, so the weighted sum is a contiguous dot).
-        uint8_t* kdst = k_cache_.data() + (size_t(l) * size_t(params_.n_ctx) + size_t(n_past_)) * kv_row_bytes_;
-        uint8_t* vlayer = v_cache_.data() + size_t(l) * size_t(params_.n_ctx) * kv_row_bytes_;
         for (int64_t i = 0; i < n; ++i) {
             rope(&q_[size_t(i * q_dim)], hp.n_head, n_past_ + i);
             rope(&k_[size_t(i * kv_dim)], hp.n_head_kv, n_past_ + i);
-            const size_t pos = size_t(n_past_ + i);
-            if (params_.kv_f16) {
-                auto* kr = reinterpret_cast<uint16_t*>(kdst + size_t(i) * kv_row_bytes_);
-                auto* vt = reinterpret_cast<uint16_t*>(vlayer);
-                for (int64_t d = 0; d < kv_dim; ++d) {
-                    kr[d] = fp32_to_fp16(k_[size_t(i * kv_dim + d)]);
-                    vt[size_t(d) * size_t(params_.n_ctx) + pos] = fp32_to_fp16(v_[size_t(i * kv_dim + d)]);
-                }
-            } else {
-                std::memcpy(kdst + size_t(i) * kv_row_bytes_, &k_[size_t(i * kv_dim)], kv_row_bytes_);
-                auto* vt = reinterpret_cast<float*>(vlayer);
-                for (int64_t d = 0; d < kv_dim; ++d) vt[size_t(d) * size_t(params_.n_ctx) + pos] = v_[size_t(i * kv_dim + d)];
-            }
         }
-        attention(l, n, q_.data(), att_.data());
+        // The cache stores post-RoPE K and V in its own format and answers attention for
+        // these n queries straight from it (kv/kv_cache.h).
+        kv::LayerCache& cache = kv_->layer(int(l));
+        if (Status st = cache.append(k_.data(), v_.data(), n); !st.ok()) {
+            kv_->truncate(n_past_);  // undo this call's appends in the layers before
+            return st;
+        }
+        cache.attend(q_.data(), n, att_.data(), kv::AttendOpts{pool_, params_.exact});
         matmul(L.wo, att_.data(), n, h_.data());
         for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] += h_[size_t(i)];
 

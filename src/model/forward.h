@@ -10,6 +10,7 @@
 
 #include "base/status.h"
 #include "base/thread_pool.h"
+#include "kv/kv_cache.h"
 #include "model/hooks.h"
 #include "model/model.h"
 #include "tensor/cpu/kernels.h"
@@ -20,7 +21,11 @@ struct ContextParams {
     int64_t n_ctx = 0;     // 0 = the model's training context
     int n_threads = 2;
     bool exact = false;    // f32 activations and dequantized weights (reference path)
-    bool kv_f16 = true;    // store K/V as f16 (llama.cpp's default); f32 otherwise
+    // KV cache format per tensor (kv/registry.cpp lists the names); fp16 is llama.cpp's
+    // default and keeps its arithmetic bit for bit.
+    kv::KvSpec kv;
+    size_t kv_budget_bytes = SIZE_MAX;  // allocation limit for the whole cache
+    ThreadPool* pool = nullptr;  // shared pool (e.g. server slots); null = own n_threads pool
 };
 
 class Context {
@@ -35,25 +40,29 @@ public:
     int64_t n_ctx() const { return params_.n_ctx; }
     // Forgets cached positions >= n (n <= n_past).
     void truncate(int64_t n);
+    const kv::KvCache& kv_cache() const { return *kv_; }
     void add_hook(LayerHook* hook) { hooks_.push_back(hook); }
-    void clear_hooks() { hooks_.clear(); }
+    void add_matmul_hook(MatmulHook* hook) { matmul_hooks_.push_back(hook); }
+    void clear_hooks() {
+        hooks_.clear();
+        matmul_hooks_.clear();
+    }
     const Model& model() const { return model_; }
     ThreadPool& pool() { return *pool_; }
 
 private:
     Context(const Model& m, ContextParams p);
     void matmul(const Weight& w, const float* x, int64_t n, float* y);
-    void attention(int64_t layer, int64_t n, const float* q, float* out);
 
     const Model& model_;
     ContextParams params_;
-    std::unique_ptr<ThreadPool> pool_;
+    std::unique_ptr<ThreadPool> own_pool_;
+    ThreadPool* pool_ = nullptr;
     int64_t n_past_ = 0;
-    // [n_layer][n_ctx][n_head_kv * head_dim], f16 or f32 per params_.kv_f16
-    std::vector<uint8_t> k_cache_, v_cache_;
-    size_t kv_row_bytes_ = 0;
+    std::unique_ptr<kv::KvCache> kv_;  // per layer: post-RoPE K and V in the chosen format
     float rope_theta_scale_ = 1.f;  // base^(-2/n_rot)
     std::vector<LayerHook*> hooks_;
+    std::vector<MatmulHook*> matmul_hooks_;
     cpu::Acts acts_;
     std::vector<float> logits_;
     // scratch

@@ -7,6 +7,20 @@
 
 namespace strata::model {
 
+struct Weight;
+
+// Projection roles, shared by adapters (LoRA targets) and anything that taps a matmul.
+enum class WeightRole { kOther, kQ, kK, kV, kO, kGate, kUp, kDown, kOutput };
+const char* weight_role_name(WeightRole r);  // "q", "k", ..., as PEFT suffixes use them
+
+// Called after every weight matmul y = W x of a layer (x: [n][n_cols], y: [n][n_rows]).
+// Runtime (unmerged) LoRA adds s * B (A x) to y here; activation probes read x.
+class MatmulHook {
+public:
+    virtual ~MatmulHook() = default;
+    virtual void after_matmul(const Weight& w, const float* x, int64_t n, float* y) = 0;
+};
+
 class LayerHook {
 public:
     virtual ~LayerHook() = default;

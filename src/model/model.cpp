@@ -21,6 +21,20 @@ constexpr ArchEntry kArchitectures[] = {
 };
 }  // namespace
 
+const char* weight_role_name(WeightRole r) {
+    switch (r) {
+        case WeightRole::kQ: return "q";
+        case WeightRole::kK: return "k";
+        case WeightRole::kV: return "v";
+        case WeightRole::kO: return "o";
+        case WeightRole::kGate: return "gate";
+        case WeightRole::kUp: return "up";
+        case WeightRole::kDown: return "down";
+        case WeightRole::kOutput: return "output";
+        default: return "other";
+    }
+}
+
 std::vector<std::string> architecture_names() {
     std::vector<std::string> v;
     for (const auto& a : kArchitectures) v.emplace_back(a.name);

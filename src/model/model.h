@@ -9,6 +9,7 @@
 
 #include "base/status.h"
 #include "gguf/gguf.h"
+#include "model/hooks.h"
 
 namespace strata::model {
 
@@ -30,6 +31,8 @@ struct HParams {
 // A 2-D weight [n_rows][n_cols] (GGUF ne = [n_cols, n_rows]) in its stored type.
 struct Weight {
     std::string name;
+    int layer = -1;  // block index, -1 outside blocks
+    WeightRole role = WeightRole::kOther;
     DType type = DType::F32;
     const uint8_t* data = nullptr;
     int64_t n_cols = 0, n_rows = 0;

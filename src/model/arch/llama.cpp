@@ -88,6 +88,7 @@ Result<std::unique_ptr<Model>> load_llama(const gguf::File& f) {
     } else {
         m->output = m->tok_embd;  // tied
     }
+    m->output.role = WeightRole::kOutput;
     auto on = load_vector(f, "output_norm.weight", hp.n_embd);
     if (!on) return on.error();
     m->output_norm = std::move(*on);
@@ -112,6 +113,14 @@ Result<std::unique_ptr<Model>> load_llama(const gguf::File& f) {
         STRATA_TRY(bind(b + "ffn_gate.weight", hp.n_embd, hp.n_ff, &L.gate));
         STRATA_TRY(bind(b + "ffn_up.weight", hp.n_embd, hp.n_ff, &L.up));
         STRATA_TRY(bind(b + "ffn_down.weight", hp.n_ff, hp.n_embd, &L.down));
+        const std::pair<Weight*, WeightRole> roles[] = {{&L.wq, WeightRole::kQ},     {&L.wk, WeightRole::kK},
+                                                        {&L.wv, WeightRole::kV},     {&L.wo, WeightRole::kO},
+                                                        {&L.gate, WeightRole::kGate}, {&L.up, WeightRole::kUp},
+                                                        {&L.down, WeightRole::kDown}};
+        for (auto [w, role] : roles) {
+            w->layer = int(l);
+            w->role = role;
+        }
     }
     return m;
 }

@@ -51,16 +51,37 @@ const char* isa_name(Isa isa) {
 }
 
 VecDotFn vec_dot_fn(DType wt, bool exact) {
+    const Isa isa = active_isa();
     if (!exact) {
-        const Isa isa = active_isa();
         if (isa >= Isa::kAvx512)
             if (VecDotFn f = avx512_vec_dot(wt, isa >= Isa::kAvx512Vnni)) return f;
         if (isa >= Isa::kAvx2)
             if (VecDotFn f = avx2_vec_dot(wt)) return f;
-    } else if (active_isa() >= Isa::kAvx2) {
+    } else if (isa >= Isa::kAvx2) {
         if (VecDotFn f = avx2_vec_dot_f32act(wt)) return f;
     }
     return scalar_vec_dot(wt, exact);
+}
+
+MatvecFn matvec_fn(DType wt) {
+    const Isa isa = active_isa();
+    if (isa >= Isa::kAvx512)
+        if (MatvecFn f = avx512_matvec(wt, isa >= Isa::kAvx512Vnni)) return f;
+    if (isa >= Isa::kAvx2) return avx2_matvec(wt);
+    return nullptr;
+}
+
+GemmTileFn gemm_tile_fn(DType wt, bool* offset_q8) {
+    const Isa isa = active_isa();
+    *offset_q8 = false;
+    if (!gemm_packable(wt)) return nullptr;
+    if (isa >= Isa::kAvx512) {
+        // vpdpbusd takes unsigned weights: Q8_0 codes are stored as q+128 (gemm_pack.cpp).
+        *offset_q8 = isa >= Isa::kAvx512Vnni;
+        return avx512_gemm_tile(wt, *offset_q8);
+    }
+    if (isa >= Isa::kAvx2) return avx2_gemm_tile(wt);
+    return nullptr;
 }
 
 }  // namespace strata::cpu

@@ -1,6 +1,7 @@
-// Scalar reference vec-dots (ggml's integer forms), activation preparation and the row
-// loop. SIMD variants are in vec_dot_avx2.cpp / vec_dot_avx512.cpp and are selected by
-// vec_dot_fn() through dispatch.
+// Scalar reference vec-dots (ggml's integer forms), activation preparation and the
+// vec-dot row loop. SIMD variants are in vec_dot_avx2.cpp / vec_dot_avx512.cpp and are
+// selected by vec_dot_fn() through dispatch; matmul() and the batched kernels it picks
+// are in matmul.cpp.
 #include "tensor/cpu/kernels.h"
 
 #include <cmath>
@@ -281,14 +282,6 @@ void gemm_rows(DType wt, const uint8_t* w, size_t w_row_bytes, const Acts& x, fl
                 y[b * ldy + r] = dot(x.n_cols, w + size_t(r) * w_row_bytes, xb);
         }
     }
-}
-
-void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const float* x, int64_t n_batch,
-            int64_t n_cols, float* y, int64_t ldy, bool exact, ThreadPool& pool, Acts* scratch) {
-    prepare_acts(x, n_batch, n_cols, wt, exact, scratch);
-    pool.parallel_for(n_rows, 16, [&](int64_t r0, int64_t r1) {
-        gemm_rows(wt, w, w_row_bytes, *scratch, y, ldy, r0, r1, exact);
-    });
 }
 
 }  // namespace strata::cpu

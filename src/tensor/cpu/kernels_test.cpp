@@ -1,6 +1,8 @@
-// Kernel tests: every vec-dot at every ISA level agrees with the f32 reference
-// (dequantized weight · f32 activation) within the activation-quantization error, and the
-// SIMD levels agree with the scalar integer kernels to float-rounding precision.
+// Vec-dot tests: every vec-dot at every ISA level agrees with the f32 reference
+// (dequantized weight · f32 activation) within the activation-quantization error, the
+// SIMD levels agree with the scalar integer kernels to float-rounding precision, and
+// every SIMD level equals the AVX2 kernel bit for bit. matmul_test.cpp covers the batched
+// and multi-row paths.
 #include "tensor/cpu/kernels.h"
 
 #include <gtest/gtest.h>
@@ -8,43 +10,13 @@
 #include <cmath>
 #include <random>
 
+#include "tensor/cpu/kernels_test_util.h"
+#include "tensor/cpu/simd.h"
+
 namespace strata::cpu {
 namespace {
 
-// Random weight row of type t: quantize random floats with the reference quantizers where
-// we have them; otherwise random bytes with sane f16 scales.
-std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
-    const auto info = dtype_info_checked(t);
-    std::vector<uint8_t> row(dtype_row_bytes(t, uint64_t(n)));
-    std::uniform_int_distribution<int> byte(0, 255);
-    for (auto& b : row) b = uint8_t(byte(rng));
-    // Fix up scale fields so they are finite and moderate.
-    std::uniform_real_distribution<float> sc(-0.05f, 0.05f);
-    for (int64_t b = 0; b < n / info.block_size; ++b) {
-        uint8_t* blk = row.data() + size_t(b) * info.block_bytes;
-        auto put = [&](size_t off) {
-            const uint16_t h = fp32_to_fp16(sc(rng));
-            std::memcpy(blk + off, &h, 2);
-        };
-        switch (t) {
-            case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: case DType::IQ4_NL: put(0); break;
-            case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: put(0); put(2); break;
-            case DType::Q6_K: put(208); break;
-            default: break;
-        }
-    }
-    if (t == DType::F32) {
-        std::normal_distribution<float> nd(0, 1);
-        auto* f = reinterpret_cast<float*>(row.data());
-        for (int64_t i = 0; i < n; ++i) f[i] = nd(rng);
-    }
-    if (t == DType::F16 || t == DType::BF16) {
-        std::normal_distribution<float> nd(0, 1);
-        auto* h = reinterpret_cast<uint16_t*>(row.data());
-        for (int64_t i = 0; i < n; ++i) h[i] = t == DType::F16 ? fp32_to_fp16(nd(rng)) : fp32_to_bf16(nd(rng));
-    }
-    return row;
-}
+using test_util::random_row;
 
 class VecDot : public ::testing::TestWithParam<DType> {};
 
@@ -83,6 +55,10 @@ TEST_P(VecDot, AllIsaLevelsMatchReference) {
             EXPECT_EQ(xq, xq2) << "activation quantization differs at " << isa_name(isa);
             const float simd = vec_dot_fn(t, false)(n, w.data(), xq2.data());
             EXPECT_NEAR(simd, scalar, 2e-6 * mag + 1e-5) << isa_name(isa);
+            // Every SIMD level reproduces the AVX2 kernel (= llama.cpp's) bit for bit.
+            if (VecDotFn avx2 = avx2_vec_dot(t)) {
+                EXPECT_EQ(simd, avx2(n, w.data(), xq2.data())) << isa_name(isa);
+            }
             const float simd_exact = vec_dot_fn(t, true)(n, w.data(), x.data());
             EXPECT_NEAR(simd_exact, ref, 1e-5 * mag + 1e-6) << "exact path at " << isa_name(isa);
         }

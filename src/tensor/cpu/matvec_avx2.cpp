@@ -6,7 +6,9 @@
 // as unsigned codes times x minus offset·sum(x): the same integers as ggml's sign trick.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "tensor/cpu/simd.h"
 
@@ -65,6 +67,15 @@ inline __m256i codes(const uint8_t* b) {
     }
 }
 
+constexpr size_t kPfGroups = 8;
+
+// Per call and thread: the activations' f16 block scales as f32 and, for offset formats,
+// offset·sum(x) per int32 lane, which every row of the call shares.
+struct XPrep {
+    std::vector<float> dx, sx;
+    std::vector<int32_t> corr;  // [nb][8]
+};
+
 template <Fmt F>
 void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, int64_t r0, int64_t r1) {
     using T = Traits<F>;
@@ -73,38 +84,51 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
     const uint8_t* x = static_cast<const uint8_t*>(xv);
     constexpr size_t kXBytes = T::kMin ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
     constexpr int kXQs = T::kMin ? 4 : 2;
+    thread_local XPrep xp;
+    xp.dx.resize(size_t(nb)), xp.sx.resize(size_t(nb)), xp.corr.resize(size_t(nb) * 8);
+    for (int64_t i = 0; i < nb; ++i) {
+        const uint8_t* xb = x + size_t(i) * kXBytes;
+        uint16_t h[2];
+        std::memcpy(h, xb, 4);
+        xp.dx[size_t(i)] = h2f(h[0]), xp.sx[size_t(i)] = h2f(h[1]);
+        if constexpr (T::kOffset != 0) {
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + kXQs));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(&xp.corr[size_t(i) * 8]),
+                                dot_u8i8(_mm256_set1_epi8(T::kOffset), xq));
+        }
+    }
+    // Software prefetch kPfGroups groups ahead, as in matvec_avx512.cpp (the hardware
+    // prefetcher trains too late on four short row streams per group).
+    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(std::min(r1, r0 + R * int64_t(kPfGroups))) * rb; p < e;
+         p += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
     int64_t r = r0;
     for (; r + R <= r1; r += R) {
         const uint8_t* row = w + size_t(r) * rb;
         __m256 acc[R];
         for (auto& a : acc) a = _mm256_setzero_ps();
         __m256 summs = _mm256_setzero_ps();
+        const uint8_t* pf = row + kPfGroups * R * rb;
         for (int64_t i = 0; i < nb; ++i) {
             const uint8_t* b0 = row + size_t(i) * T::kBytes;
-            const uint8_t* xb = x + size_t(i) * kXBytes;
-            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + kXQs));
+            for (size_t o = 0; o < R * T::kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
+            pf += R * T::kBytes;
+            const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + size_t(i) * kXBytes + kXQs));
             // Scales of the four rows: lanes d0 m0 d1 m1 d2 m2 d3 m3 (m garbage without a min).
             __m128i dm = _mm_cvtsi32_si128(int(load_u32(b0)));
             dm = _mm_insert_epi32(dm, int(load_u32(b0 + rb)), 1);
             dm = _mm_insert_epi32(dm, int(load_u32(b0 + 2 * rb)), 2);
             dm = _mm_insert_epi32(dm, int(load_u32(b0 + 3 * rb)), 3);
             const __m256 dmf = _mm256_cvtph_ps(dm);
-            uint16_t dx16;
-            std::memcpy(&dx16, xb, 2);
-            const __m256 prod = _mm256_mul_ps(dmf, _mm256_set1_ps(h2f(dx16)));
-            if constexpr (T::kMin) {
-                uint16_t sx16;
-                std::memcpy(&sx16, xb + 2, 2);
-                summs = _mm256_fmadd_ps(dmf, _mm256_set1_ps(h2f(sx16)), summs);
-            }
-            [[maybe_unused]] __m256i corr;
-            if constexpr (T::kOffset != 0) corr = dot_u8i8(_mm256_set1_epi8(T::kOffset), xq);
+            const __m256 prod = _mm256_mul_ps(dmf, _mm256_broadcast_ss(&xp.dx[size_t(i)]));
+            if constexpr (T::kMin) summs = _mm256_fmadd_ps(dmf, _mm256_broadcast_ss(&xp.sx[size_t(i)]), summs);
             for (int k = 0; k < R; ++k) {
                 const __m256i q = codes<F>(b0 + size_t(k) * rb);
                 __m256i ip;
                 if constexpr (F == Fmt::kQ8_0) ip = dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
                 else ip = dot_u8i8(q, xq);
-                if constexpr (T::kOffset != 0) ip = _mm256_sub_epi32(ip, corr);
+                if constexpr (T::kOffset != 0)
+                    ip = _mm256_sub_epi32(ip, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&xp.corr[size_t(i) * 8])));
                 const __m256 d = _mm256_permutevar8x32_ps(prod, _mm256_set1_epi32(2 * k));
                 acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(ip), acc[k]);
             }

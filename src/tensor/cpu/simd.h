@@ -68,6 +68,12 @@ using GemmTileFn = void (*)(const PackedTile& tile, const PackedActs& x, int64_t
 GemmTileFn avx2_gemm_tile(DType wt, int tp = 0);               // gemm_avx2.cpp
 GemmTileFn avx512_gemm_tile(DType wt, bool vnni, int tp = 0);  // gemm_avx512.cpp
 
+// Exact mode, batch > 1 (gemm_f32_avx2.cpp): dequantizes rows [0, rows) of a tile into
+// wf ([kGemmRows][cols] floats) and computes y[t * ldy + row0 + r] for tokens [t0, t1)
+// of the f32 activations x ([tokens][cols]).
+void avx2_gemm_f32_tile(DType wt, const uint8_t* w, size_t w_row_bytes, int rows, int64_t cols, float* wf,
+                        const float* x, int64_t t0, int64_t t1, float* y, int64_t ldy, int64_t row0);
+
 // Dispatch for the levels above (dispatch.cpp), nullptr where only the vec-dot loop exists.
 MatvecFn matvec_fn(DType wt);
 GemmTileFn gemm_tile_fn(DType wt, bool* offset_q8);

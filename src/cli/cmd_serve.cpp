@@ -1,0 +1,72 @@
+// `strata serve`: the OpenAI-compatible HTTP server (src/server) over the engine.
+#include <csignal>
+
+#include "cli/common.h"
+#include "engine/engine.h"
+#include "server/server.h"
+#include "tokenizer/chat_template.h"
+
+namespace strata::cli {
+
+namespace {
+server::Server* g_server = nullptr;
+void on_signal(int) {
+    if (g_server) g_server->stop();
+}
+}  // namespace
+
+Command serve_command() {
+    struct State {
+        ModelOpts mo;
+        server::ServerOptions so;
+        int parallel = 4;
+        double kv_budget_mb = 0;
+        int64_t max_queue = 64;
+    };
+    auto st = std::make_shared<State>();
+    Command c;
+    c.name = "serve";
+    c.summary = "OpenAI-compatible HTTP server with continuous batching";
+    c.declare = [st](CLI::App* app) {
+        add_model_opts(app, st->mo);
+        app->add_option("--host", st->so.host, "address to listen on")->capture_default_str();
+        app->add_option("--port", st->so.port, "port (0 = any free port)")->capture_default_str();
+        app->add_option("--parallel", st->parallel, "sequences decoded concurrently")->capture_default_str();
+        app->add_option("--kv-budget-mb", st->kv_budget_mb, "KV cache budget in MiB (0 = parallel x ctx)");
+        app->add_option("--max-queue", st->max_queue, "queued requests before answering 429")->capture_default_str();
+        app->add_option("--api-key", st->so.api_key, "require 'Authorization: Bearer KEY'");
+        app->add_option("--model-name", st->so.model_name, "model id reported by the API")->capture_default_str();
+    };
+    c.run = [st]() -> int {
+        if (st->so.port < 0 || st->so.port > 65535)
+            return report("serve", invalid_input("--port: must be in 0..65535 (got {})", st->so.port));
+        if (st->kv_budget_mb < 0) return report("serve", invalid_input("--kv-budget-mb: must be >= 0"));
+        if (st->max_queue < 1) return report("serve", invalid_input("--max-queue: must be >= 1"));
+        ModelOpts mo = st->mo;
+        if (mo.ctx == 0) mo.ctx = 16;  // the per-request contexts live in the engine
+        auto l = load(mo);
+        if (!l) return report("serve", l.error());
+        engine::EngineOptions eo;
+        eo.n_slots = st->parallel;
+        eo.n_ctx = st->mo.ctx > 0 ? st->mo.ctx : std::min<int64_t>(4096, l->model->hp.n_ctx_train);
+        eo.kv_budget_bytes = int64_t(st->kv_budget_mb * 1024 * 1024);
+        eo.max_queue = st->max_queue;
+        eo.n_threads = l->ctx->pool().n_threads();
+        eo.exact = st->mo.exact;
+        eo.kv.k = st->mo.kv_k.empty() ? st->mo.kv : st->mo.kv_k;
+        eo.kv.v = st->mo.kv_v.empty() ? st->mo.kv : st->mo.kv_v;
+        l->ctx.reset();
+        auto eng = engine::Engine::create(*l->model, *l->tokenizer, eo);
+        if (!eng) return report("serve", eng.error());
+        server::Server srv(**eng, *l->tokenizer, chat_template_from_jinja(l->tokenizer->vocab().chat_template), st->so);
+        g_server = &srv;
+        std::signal(SIGINT, on_signal);
+        std::signal(SIGTERM, on_signal);
+        Status s = srv.run();
+        g_server = nullptr;
+        return report("serve", s);
+    };
+    return c;
+}
+
+}  // namespace strata::cli

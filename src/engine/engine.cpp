@@ -1,0 +1,284 @@
+// Engine scheduler: admission by KV budget, per-step prefill chunks and decode tokens,
+// prompt-prefix reuse within a slot, stop strings, cancellation.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "engine/generate.h"
+
+namespace strata::engine {
+
+const char* finish_reason_name(FinishReason r) {
+    switch (r) {
+        case FinishReason::kStop: return "stop";
+        case FinishReason::kLength: return "length";
+        case FinishReason::kCancelled: return "cancelled";
+        case FinishReason::kError: return "error";
+        default: return "";
+    }
+}
+
+std::string filter_stop(std::string& pending, const std::vector<std::string>& stops, bool* hit) {
+    *hit = false;
+    size_t cut = std::string::npos;
+    for (const auto& s : stops) {
+        if (s.empty()) continue;
+        const size_t p = pending.find(s);
+        if (p != std::string::npos && p < cut) cut = p;
+    }
+    if (cut != std::string::npos) {
+        *hit = true;
+        std::string out = pending.substr(0, cut);
+        pending.clear();
+        return out;
+    }
+    // Keep the longest suffix that is a proper prefix of some stop string.
+    size_t keep = 0;
+    for (const auto& s : stops)
+        for (size_t k = std::min(s.size() - (s.empty() ? 0 : 1), pending.size()); k > keep; --k)
+            if (pending.compare(pending.size() - k, k, s, 0, k) == 0) {
+                keep = k;
+                break;
+            }
+    std::string out = pending.substr(0, pending.size() - keep);
+    pending.erase(0, pending.size() - keep);
+    return out;
+}
+
+struct Engine::Slot {
+    std::unique_ptr<model::Context> ctx;
+    std::shared_ptr<GenRequest> req;
+    std::unique_ptr<sampling::Chain> chain;
+    std::vector<int32_t> cached;   // tokens whose K/V are in ctx (for prefix reuse)
+    size_t n_prompt_done = 0;      // prompt tokens evaluated for the current request
+    std::vector<float> logits;     // last logits (after prefill or a decode step)
+    int32_t n_generated = 0;
+    std::string utf8_pending, stop_pending;
+    int64_t reserved = 0;
+    bool active = false;
+};
+
+Engine::Engine(const model::Model& m, const Tokenizer& t, EngineOptions o) : model_(m), tok_(t), opts_(o) {}
+
+Result<std::unique_ptr<Engine>> Engine::create(const model::Model& model, const Tokenizer& tok, EngineOptions o) {
+    if (o.n_slots < 1 || o.n_slots > 256) return invalid_input("--parallel: must be in 1..256 (got {})", o.n_slots);
+    if (o.n_ctx < 16) return invalid_input("--ctx: must be at least 16 (got {})", o.n_ctx);
+    if (o.n_ctx > model.hp.n_ctx_train)
+        return invalid_input("--ctx: {} exceeds the model's training context {}", o.n_ctx, model.hp.n_ctx_train);
+    std::unique_ptr<Engine> e(new Engine(model, tok, o));
+    // Bytes per cached token, measured from the allocator: fill a throwaway cache of this
+    // format to the slot length, so fixed per-sequence costs (KVarN's FP sink and tail,
+    // page rounding) are amortized the way a full-length request would see them.
+    {
+        const auto& hp = model.hp;
+        kv::CacheShape shape{int(hp.n_layer), int(hp.n_head), int(hp.n_head_kv), int(hp.head_dim), o.n_ctx};
+        auto probe = kv::KvCache::create(o.kv, shape);
+        if (!probe) return probe.error();
+        const int64_t kv_dim = hp.n_head_kv * hp.head_dim;
+        std::vector<float> k(size_t(kv_dim * 64)), v(k.size());
+        for (size_t i = 0; i < k.size(); ++i) k[i] = float((i * 7919) % 1000) / 500.f - 1.f, v[i] = -k[i];
+        for (int64_t t = 0; t < o.n_ctx; t += 64) {
+            const int64_t n = std::min<int64_t>(64, o.n_ctx - t);
+            for (int l = 0; l < (*probe)->n_layer(); ++l)
+                if (Status s = (*probe)->layer(l).append(k.data(), v.data(), n); !s) return s;
+        }
+        e->kv_bytes_per_token_ = int64_t(((*probe)->bytes() + size_t(o.n_ctx) - 1) / size_t(o.n_ctx));
+    }
+    if (e->opts_.kv_budget_bytes == 0) e->opts_.kv_budget_bytes = int64_t(o.n_slots) * o.n_ctx * e->kv_bytes_per_token_;
+    if (e->opts_.kv_budget_bytes < e->kv_bytes_per_token_ * 16)
+        return invalid_input("--kv-budget-mb: {} bytes hold fewer than 16 tokens", e->opts_.kv_budget_bytes);
+    e->pool_ = std::make_unique<ThreadPool>(o.n_threads);
+    for (int i = 0; i < o.n_slots; ++i) {
+        model::ContextParams cp;
+        cp.n_ctx = o.n_ctx;
+        cp.exact = o.exact;
+        cp.kv = o.kv;
+        cp.pool = e->pool_.get();
+        auto c = model::Context::create(model, cp);
+        if (!c) return c.error();
+        auto s = std::make_unique<Slot>();
+        s->ctx = std::move(*c);
+        e->slots_.push_back(std::move(s));
+    }
+    e->st_.kv_budget_bytes = e->opts_.kv_budget_bytes;
+    e->start_ = std::chrono::steady_clock::now();
+    e->thread_ = std::thread([p = e.get()] { p->loop(); });
+    return e;
+}
+
+Engine::~Engine() {
+    stop_ = true;
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+Status Engine::submit(std::shared_ptr<GenRequest> req) {
+    if (req->prompt.empty()) return invalid_input("prompt is empty");
+    const int64_t need = int64_t(req->prompt.size()) + req->max_tokens;
+    if (need > opts_.n_ctx)
+        return out_of_range("prompt ({} tokens) plus max_tokens ({}) exceeds the context size {}", req->prompt.size(),
+                            req->max_tokens, opts_.n_ctx);
+    if (need * kv_bytes_per_token_ > opts_.kv_budget_bytes)
+        return out_of_range("request needs {} KV bytes but the whole budget is {}", need * kv_bytes_per_token_,
+                            opts_.kv_budget_bytes);
+    if (Status s = req->sampling.validate(); !s) return s;
+    std::lock_guard<std::mutex> lk(mu_);
+    if (int64_t(queue_.size()) >= opts_.max_queue) {
+        st_.requests_rejected++;
+        return io_error("server busy: {} requests queued", queue_.size());
+    }
+    queue_.push_back(std::move(req));
+    cv_.notify_all();
+    return ok_status();
+}
+
+EngineStats Engine::stats() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    EngineStats s = st_;
+    s.requests_queued = int64_t(queue_.size());
+    s.kv_used_bytes = reserved_bytes_;
+    s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    return s;
+}
+
+// Moves queued requests into free slots while their worst-case KV reservation fits the
+// budget. A slot whose cached tokens share the longest prefix with the prompt is preferred.
+void Engine::admit_locked() {
+    while (!queue_.empty()) {
+        auto& req = queue_.front();
+        if (req->cancelled->load()) {
+            req->on_event("", FinishReason::kCancelled);
+            queue_.pop_front();
+            continue;
+        }
+        const int64_t need = (int64_t(req->prompt.size()) + req->max_tokens) * kv_bytes_per_token_;
+        if (reserved_bytes_ + need > opts_.kv_budget_bytes) return;
+        Slot* best = nullptr;
+        size_t best_common = 0;
+        for (auto& s : slots_) {
+            if (s->active) continue;
+            size_t common = 0;
+            while (common < s->cached.size() && common + 1 < req->prompt.size() && s->cached[common] == req->prompt[common])
+                ++common;
+            if (!best || common > best_common) best = s.get(), best_common = common;
+        }
+        if (!best) return;
+        Slot& s = *best;
+        s.req = req;
+        queue_.pop_front();
+        s.active = true;
+        s.reserved = need;
+        reserved_bytes_ += need;
+        s.ctx->truncate(int64_t(best_common));
+        s.cached.resize(best_common);
+        s.n_prompt_done = best_common;
+        st_.prefix_reused_tokens += int64_t(best_common);
+        s.chain = sampling::make_chain(s.req->sampling);
+        for (size_t i = 0; i < best_common; ++i) s.chain->accept(s.req->prompt[i]);
+        s.n_generated = 0;
+        s.utf8_pending.clear();
+        s.stop_pending.clear();
+        st_.requests_running++;
+    }
+}
+
+void Engine::finish(Slot& s, FinishReason r) {
+    if (!s.stop_pending.empty() && r != FinishReason::kStop && r != FinishReason::kCancelled) {
+        std::string tail = s.stop_pending + s.utf8_pending;
+        s.req->on_event(tail, FinishReason::kNone);
+    }
+    s.req->on_event("", r);
+    std::lock_guard<std::mutex> lk(mu_);
+    reserved_bytes_ -= s.reserved;
+    s.reserved = 0;
+    s.active = false;
+    s.req.reset();
+    st_.requests_running--;
+    st_.requests_finished++;
+}
+
+// One unit of work for a slot: a prefill chunk, or sampling + evaluating one token.
+// Returns false when the slot finished.
+bool Engine::step_slot(Slot& s) {
+    GenRequest& r = *s.req;
+    if (r.cancelled->load()) {
+        finish(s, FinishReason::kCancelled);
+        return false;
+    }
+    if (s.n_prompt_done < r.prompt.size()) {
+        const size_t n = std::min<size_t>(size_t(opts_.prefill_chunk), r.prompt.size() - s.n_prompt_done);
+        std::span<const int32_t> chunk(r.prompt.data() + s.n_prompt_done, n);
+        auto lg = s.ctx->eval(chunk);
+        if (!lg) {
+            finish(s, FinishReason::kError);
+            return false;
+        }
+        for (int32_t t : chunk) s.chain->accept(t);
+        s.cached.insert(s.cached.end(), chunk.begin(), chunk.end());
+        s.n_prompt_done += n;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            st_.prompt_tokens_total += int64_t(n);
+        }
+        if (s.n_prompt_done == r.prompt.size()) s.logits.assign(lg->begin(), lg->end());
+        return true;
+    }
+    const int32_t t = s.chain->sample(s.logits);
+    s.chain->accept(t);
+    if (!r.ignore_eos && tok_.is_eog(t)) {
+        finish(s, FinishReason::kStop);
+        return false;
+    }
+    s.n_generated++;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        st_.generated_tokens_total++;
+    }
+    s.utf8_pending += tok_.token_to_piece(t, false);
+    s.stop_pending += take_complete_utf8(s.utf8_pending);
+    bool hit = false;
+    const std::string out = filter_stop(s.stop_pending, r.stop, &hit);
+    if (!out.empty() || hit) {
+        if (!r.on_event(out, FinishReason::kNone)) r.cancelled->store(true);
+    }
+    if (hit) {
+        finish(s, FinishReason::kStop);
+        return false;
+    }
+    if (s.n_generated >= r.max_tokens) {
+        finish(s, FinishReason::kLength);
+        return false;
+    }
+    auto lg = s.ctx->eval(std::span<const int32_t>(&t, 1));
+    if (!lg) {
+        finish(s, FinishReason::kError);
+        return false;
+    }
+    s.cached.push_back(t);
+    s.logits.assign(lg->begin(), lg->end());
+    return true;
+}
+
+void Engine::loop() {
+    while (!stop_) {
+        {
+            std::unique_lock<std::mutex> lk(mu_);
+            admit_locked();
+            const bool any = std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->active; });
+            if (!any) {
+                cv_.wait_for(lk, std::chrono::milliseconds(50));
+                continue;
+            }
+        }
+        for (auto& s : slots_)
+            if (s->active) step_slot(*s);
+    }
+    for (auto& s : slots_)
+        if (s->active) finish(*s, FinishReason::kCancelled);
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& r : queue_) r->on_event("", FinishReason::kCancelled);
+    queue_.clear();
+}
+
+}  // namespace strata::engine

@@ -1,0 +1,103 @@
+// Engine: the serving core. Requests enter a bounded queue; a scheduler thread admits
+// them into slots while the KV budget allows, and every step advances each running
+// sequence by one prefill chunk or one decoded token, so new requests join between steps
+// (continuous batching at step granularity) and long prompts never stall running decodes.
+// Results stream back through a per-request callback. The server (src/server) and any
+// other front end talk to this class only.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "kv/kv_cache.h"
+#include "model/forward.h"
+#include "sampling/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace strata::engine {
+
+struct EngineOptions {
+    int n_slots = 4;               // --parallel: sequences decoded concurrently
+    int64_t n_ctx = 2048;          // --ctx: tokens per sequence (prompt + output)
+    int64_t kv_budget_bytes = 0;   // --kv-budget-mb: 0 = n_slots * n_ctx tokens' worth
+    int64_t max_queue = 64;        // queued requests beyond which submit() answers "busy"
+    int64_t prefill_chunk = 64;    // prompt tokens evaluated per step per sequence
+    int n_threads = 2;
+    bool exact = false;
+    kv::KvSpec kv;                 // --kv / --kv-k / --kv-v
+};
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+const char* finish_reason_name(FinishReason r);
+
+struct GenRequest {
+    std::vector<int32_t> prompt;
+    sampling::SamplingParams sampling;
+    int32_t max_tokens = 256;
+    std::vector<std::string> stop;  // stop strings (not included in the output)
+    bool ignore_eos = false;        // keep generating past end-of-generation tokens
+    // Called from the scheduler thread with each new text piece (may be empty), and once
+    // more with finish != kNone. Returning false cancels the request.
+    std::function<bool(const std::string& piece, FinishReason finish)> on_event;
+    std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+};
+
+struct EngineStats {
+    int64_t prompt_tokens_total = 0, generated_tokens_total = 0;
+    int64_t requests_running = 0, requests_queued = 0, requests_rejected = 0, requests_finished = 0;
+    int64_t preemptions = 0, prefix_reused_tokens = 0;
+    int64_t kv_used_bytes = 0, kv_budget_bytes = 0;
+    double uptime_s = 0;
+};
+
+class Engine {
+public:
+    static Result<std::unique_ptr<Engine>> create(const model::Model& model, const Tokenizer& tok,
+                                                  EngineOptions opts);
+    ~Engine();
+
+    // Queues a request. Errors: kOutOfRange when prompt + max_tokens cannot fit one sequence
+    // or the whole KV budget; kUnavailable-like "busy" (ErrorCode::kIo) when the queue is full.
+    Status submit(std::shared_ptr<GenRequest> req);
+    EngineStats stats() const;
+    const EngineOptions& options() const { return opts_; }
+    int64_t kv_bytes_per_token() const { return kv_bytes_per_token_; }
+
+private:
+    struct Slot;
+    Engine(const model::Model& m, const Tokenizer& t, EngineOptions o);
+    void loop();
+    void admit_locked();
+    bool step_slot(Slot& s);
+    void finish(Slot& s, FinishReason r);
+
+    const model::Model& model_;
+    const Tokenizer& tok_;
+    EngineOptions opts_;
+    int64_t kv_bytes_per_token_ = 0;
+    std::unique_ptr<ThreadPool> pool_;
+    std::vector<std::unique_ptr<Slot>> slots_;
+    std::deque<std::shared_ptr<GenRequest>> queue_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::atomic<bool> stop_{false};
+    EngineStats st_;
+    int64_t reserved_bytes_ = 0;
+    std::chrono::steady_clock::time_point start_;
+    std::thread thread_;
+};
+
+// Holds back text that may be the start of a stop string; returns what is safe to emit
+// and sets *hit when a stop string completed (the output then ends before it).
+std::string filter_stop(std::string& pending, const std::vector<std::string>& stops, bool* hit);
+
+}  // namespace strata::engine

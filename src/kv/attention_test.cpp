@@ -1,0 +1,125 @@
+// Attention on encoded caches, for every registered method: the fused kernels must equal
+// "decode the cache, then attend in f64" within 1e-5 of the output scale, over contexts
+// that cover the FP sink, several quantized tiles and a partial tail; KVarN's tile-aligned
+// chunked appends must equal token-by-token decoding; truncation keeps what it says.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kv/kv_cache.h"
+
+namespace strata::kv {
+namespace {
+
+const CacheShape kShape{2, 6, 2, 64, 1024};  // GQA 3, head_dim 64 like SmolLM2
+
+std::vector<float> randn(size_t n, uint32_t seed, float outlier = 0) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd;
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = nd(rng) * (outlier > 0 && i % 64 == 9 ? outlier : 1.f);
+    return v;
+}
+
+// Causal attention of the last n queries over decoded K/V, in double.
+std::vector<float> reference(const std::vector<float>& k, const std::vector<float>& v, const float* q, int64_t n,
+                             int64_t n_tok) {
+    const int D = kShape.head_dim, hk = kShape.n_head_kv, g = kShape.n_head / hk;
+    std::vector<float> out(size_t(n) * size_t(kShape.n_head * D));
+    for (int64_t i = 0; i < n; ++i)
+        for (int h = 0; h < kShape.n_head; ++h) {
+            const int kh = h / g;
+            const int64_t n_vis = n_tok - n + i + 1;
+            std::vector<double> s(static_cast<size_t>(n_vis));
+            double mx = -1e300;
+            for (int64_t t = 0; t < n_vis; ++t) {
+                double d = 0;
+                for (int c = 0; c < D; ++c) d += double(q[(i * kShape.n_head + h) * D + c]) * k[size_t((t * hk + kh) * D + c)];
+                s[size_t(t)] = d / std::sqrt(double(D));
+                mx = std::max(mx, s[size_t(t)]);
+            }
+            double z = 0;
+            for (auto& x : s) z += x = std::exp(x - mx);
+            for (int c = 0; c < D; ++c) {
+                double o = 0;
+                for (int64_t t = 0; t < n_vis; ++t) o += s[size_t(t)] * v[size_t((t * hk + kh) * D + c)];
+                out[size_t((i * kShape.n_head + h) * D + c)] = float(o / z);
+            }
+        }
+    return out;
+}
+
+double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size(); ++i) num = std::max(num, double(std::fabs(a[i] - b[i]))), den = std::max(den, double(std::fabs(b[i])));
+    return num / den;
+}
+
+TEST(Attention, FusedEqualsDecodeThenAttendForEveryMethod) {
+    const int kv_dim = kShape.n_head_kv * kShape.head_dim, q_dim = kShape.n_head * kShape.head_dim;
+    const int64_t n_tok = 128 + 2 * 128 + 37;  // sink, two tiles, partial tail
+    const auto k = randn(size_t(n_tok) * kv_dim, 1, 8.f), v = randn(size_t(n_tok) * kv_dim, 2);
+    const auto q = randn(size_t(4) * q_dim, 3);
+    for (const std::string& name : kv_method_names()) {
+        SCOPED_TRACE(name);
+        auto cache = KvCache::create(KvSpec{name, name}, kShape);
+        ASSERT_TRUE(cache) << cache.error().message();
+        LayerCache& L = (*cache)->layer(1);  // layer 1: the _b2 TurboQuant variants keep layers 0,1 in fp16
+        for (int64_t t = 0; t < n_tok - 4; ++t) ASSERT_TRUE(L.append(&k[size_t(t) * kv_dim], &v[size_t(t) * kv_dim], 1).ok());
+        ASSERT_TRUE(L.append(&k[size_t(n_tok - 4) * kv_dim], &v[size_t(n_tok - 4) * kv_dim], 4).ok());
+        std::vector<float> out(q.size()), kd, vd;
+        L.attend(q.data(), 4, out.data(), AttendOpts{nullptr, /*exact=*/true});
+        L.decode(kd, vd);
+        ASSERT_EQ(kd.size(), size_t(n_tok) * kv_dim);
+        EXPECT_LT(rel_err(out, reference(kd, vd, q.data(), 4, n_tok)), 1e-5);
+        // And a sane approximation of the true cache (loose: random keys give near-uniform
+        // attention, so outputs are small and 2-bit errors large relative to them).
+        EXPECT_LT(rel_err(out, reference(k, v, q.data(), 4, n_tok)), 1.0);
+    }
+}
+
+TEST(Attention, KvarnChunkedAppendEqualsTokenByToken) {
+    const int kv_dim = kShape.n_head_kv * kShape.head_dim, q_dim = kShape.n_head * kShape.head_dim;
+    const int64_t n_tok = 512;
+    const auto k = randn(size_t(n_tok) * kv_dim, 11), v = randn(size_t(n_tok) * kv_dim, 12);
+    const auto q = randn(size_t(128) * q_dim, 13);
+    for (const char* name : {"kvarn_k2v2", "kivi2"}) {
+        auto a = KvCache::create(KvSpec{name, name}, kShape), b = KvCache::create(KvSpec{name, name}, kShape);
+        ASSERT_TRUE(a && b);
+        std::vector<float> oa(static_cast<size_t>(q_dim)), ob(size_t(128) * q_dim);
+        for (int64_t c = 0; c < n_tok / 128; ++c) {
+            ASSERT_TRUE((*b)->layer(0).append(&k[size_t(c * 128) * kv_dim], &v[size_t(c * 128) * kv_dim], 128).ok());
+            (*b)->layer(0).attend(q.data(), 128, ob.data(), {});
+            for (int64_t t = 0; t < 128; ++t) {
+                const size_t p = size_t(c * 128 + t);
+                ASSERT_TRUE((*a)->layer(0).append(&k[p * kv_dim], &v[p * kv_dim], 1).ok());
+                (*a)->layer(0).attend(&q[size_t(t) * q_dim], 1, oa.data(), {});
+                for (int d = 0; d < q_dim; ++d) ASSERT_NEAR(oa[size_t(d)], ob[size_t(t) * q_dim + size_t(d)], 1e-5) << name << " pos " << p;
+            }
+        }
+        EXPECT_EQ((*a)->bytes(), (*b)->bytes());
+    }
+}
+
+TEST(Attention, TruncateKeepsPrefix) {
+    const int kv_dim = kShape.n_head_kv * kShape.head_dim;
+    const auto k = randn(size_t(400) * kv_dim, 21), v = randn(size_t(400) * kv_dim, 22);
+    for (const std::string& name : kv_method_names()) {
+        auto c = KvCache::create(KvSpec{name, name}, kShape);
+        ASSERT_TRUE(c);
+        ASSERT_TRUE((*c)->layer(0).append(k.data(), v.data(), 400).ok());
+        ASSERT_TRUE((*c)->layer(0).append(k.data(), v.data(), 1).ok());  // flushes pending tiles
+        std::vector<float> kd0, vd0, kd1, vd1;
+        (*c)->layer(0).decode(kd0, vd0);
+        (*c)->truncate(300);  // inside the second tile for tile formats
+        EXPECT_EQ((*c)->layer(0).n_tokens(), 300) << name;
+        (*c)->layer(0).decode(kd1, vd1);
+        ASSERT_EQ(kd1.size(), size_t(300) * kv_dim);
+        // Decoded values survive up to one more FP16 rounding.
+        for (size_t i = 0; i < kd1.size(); ++i) ASSERT_NEAR(kd1[i], kd0[i], 2e-3 * (1 + std::fabs(kd0[i]))) << name;
+    }
+}
+
+}  // namespace
+}  // namespace strata::kv

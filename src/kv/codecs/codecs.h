@@ -1,0 +1,40 @@
+// Factories of the built-in methods (one codec per file in this folder; registry.cpp
+// lists them in help order) and the shape checks they share.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "kv/kv_cache.h"
+
+namespace strata::kv {
+
+std::unique_ptr<Method> make_fp32_method();
+std::unique_ptr<Method> make_fp16_method();
+std::unique_ptr<Method> make_q8_0_method();
+std::unique_ptr<Method> make_q4_0_method();
+std::unique_ptr<Method> make_q4_1_method();
+std::unique_ptr<Method> make_kivi2_method();
+std::unique_ptr<Method> make_kivi4_method();
+std::unique_ptr<Method> make_hk2_method();
+std::unique_ptr<Method> make_varn2_method();
+std::unique_ptr<Method> make_kvarn_method(int bits_k, int bits_v);
+std::unique_ptr<Method> make_turboquant_method(int bits, bool fp_boundary_layers);
+
+// n_head a positive multiple of n_head_kv, head_dim positive.
+Status check_gqa(std::string_view method, const CacheShape& s);
+// check_gqa plus head_dim a multiple of 32 (llama.cpp blocks).
+Status check_block32(std::string_view method, const CacheShape& s);
+// check_gqa plus head_dim a power of two in 8..256 (Hadamard, packed tiles).
+Status check_pow2(std::string_view method, const CacheShape& s);
+
+// ggml_vec_dot_f16's arithmetic (four 16-lane f32 accumulators per 64 values, fma, then
+// the tree reduction of ops/ggml_math.h) for a dot product whose 64-value chunks lie in
+// separate buffers: chunks[c] points at chunk c of b. Bit-identical to
+// ops::dot_f16_ggml(a, b_contiguous, 64 * n_chunks).
+// TurboQuant's Lloyd–Max centroids (ascending) for head size D (turboquant.cpp).
+std::vector<float> turboquant_codebook(int D, int bits);
+
+float dot_f16_ggml_chunked(const uint16_t* a, const uint16_t* const* chunks, int64_t n_chunks);
+
+}  // namespace strata::kv

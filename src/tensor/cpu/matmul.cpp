@@ -1,0 +1,126 @@
+// matmul(): the one entry point model code calls. It prepares the activations (in
+// parallel for large batches) and picks a kernel family and a work split:
+//   batch 1, quantized  -> multi-row matvec (matvec_*.cpp), rows split across threads;
+//   batch > 1, Q4/Q5/Q8 -> packed-tile GEMM (gemm_*.cpp), row tiles split across threads,
+//                          and token pairs too when there are too few tiles to go round;
+//   batch > 1, exact    -> f32 GEMM on dequantized tiles (gemm_f32_avx2.cpp);
+//   anything else       -> the vec-dot loop gemm_rows() (scalar level, exact batch 1,
+//                          K-quants and f16/f32 in the default mode).
+// All default-mode paths give every (row, token) the same ISA level's vec-dot value bit
+// for bit (at AVX2 and up: llama.cpp's AVX2 arithmetic), so neither the path nor the tile
+// or thread count changes results. Exact-mode batches differ from exact batch-1 rows by
+// f32 summation order only.
+#include <algorithm>
+
+#include "tensor/cpu/simd.h"
+
+namespace strata::cpu {
+
+namespace {
+
+// Below this many activation values a pool round-trip costs more than quantizing.
+constexpr int64_t kParallelPrepValues = 8192;
+
+// A thread's packed weight tile, kept between calls (prefill issues ~200 matmuls).
+struct TileBuffer {
+    std::vector<uint8_t> mem;
+    PackedTile tile;
+    void reserve(int64_t nb) {
+        const size_t codes = size_t(nb) * kGemmRows * 32, scales = size_t(nb) * kGemmRows * sizeof(float);
+        if (mem.size() < codes + 2 * scales + 64) mem.resize(codes + 2 * scales + 64);
+        const uintptr_t p = (reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~uintptr_t(63);
+        tile.codes = reinterpret_cast<uint8_t*>(p);
+        tile.d = reinterpret_cast<float*>(p + codes);
+        tile.m = reinterpret_cast<float*>(p + codes + scales);
+    }
+};
+
+void size_acts(Acts* a, DType wt, bool exact, int64_t n_rows, int64_t n_cols) {
+    a->type = act_type_for(wt, exact);
+    a->n_rows = n_rows;
+    a->n_cols = n_cols;
+    a->row_bytes = dtype_row_bytes(a->type, uint64_t(n_cols));
+    a->buf.resize(a->row_bytes * size_t(n_rows));
+}
+
+// One thread's share of the quantized GEMM: row tiles [tile0, tile1) x token pairs [p0, p1).
+void gemm_range(GemmTileFn fn, bool offset_q8, DType wt, const uint8_t* w, size_t rb, int64_t n_rows,
+                const Acts& x, float* y, int64_t ldy, int64_t tile0, int64_t tile1, int64_t p0, int64_t p1) {
+    thread_local TileBuffer buf;
+    const int64_t nb = x.n_cols / 32;
+    buf.reserve(nb);
+    for (int64_t tile = tile0; tile < tile1; ++tile) {
+        const int64_t row0 = tile * kGemmRows;
+        const int rows = int(std::min<int64_t>(kGemmRows, n_rows - row0));
+        pack_weight_tile(wt, offset_q8, w + size_t(row0) * rb, rb, rows, nb, &buf.tile);
+        fn(buf.tile, x.packed, p0, p1, y, ldy, row0, rows);
+    }
+}
+
+// Splits row tiles over the pool's threads; when there are fewer tiles than threads (tiny
+// matrices), spare threads take slices of the columns (tokens or token pairs) instead.
+// fn(tile0, tile1, c0, c1) runs once per thread that has work.
+template <typename Fn>
+void split_tiles(ThreadPool& pool, int64_t n_rows, int64_t n_cols_work, const Fn& fn) {
+    const int64_t n_tiles = (n_rows + kGemmRows - 1) / kGemmRows;
+    const int nt = pool.n_threads();
+    const int64_t rc = std::min<int64_t>(nt, n_tiles);
+    const int64_t cc = std::max<int64_t>(1, std::min<int64_t>(nt / rc, n_cols_work));
+    pool.run([&](int ti, int) {
+        if (ti >= rc * cc) return;
+        const int64_t ri = ti % rc, ci = ti / rc;
+        fn(n_tiles * ri / rc, n_tiles * (ri + 1) / rc, n_cols_work * ci / cc, n_cols_work * (ci + 1) / cc);
+    });
+}
+
+}  // namespace
+
+void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const float* x, int64_t n_batch,
+            int64_t n_cols, float* y, int64_t ldy, bool exact, ThreadPool& pool, Acts* scratch) {
+    Acts& a = *scratch;
+    size_acts(&a, wt, exact, n_batch, n_cols);
+    bool offset_q8 = false;
+    const GemmTileFn gemm = !exact && n_batch >= 2 ? gemm_tile_fn(wt, &offset_q8) : nullptr;
+    const MatvecFn mv = !exact && n_batch == 1 ? matvec_fn(wt) : nullptr;
+    const bool f32_gemm = exact && n_batch >= 2 && active_isa() >= Isa::kAvx2 && dtype_info_checked(wt).can_dequantize;
+    if (f32_gemm) {  // reads x directly
+        split_tiles(pool, n_rows, n_batch, [&](int64_t tile0, int64_t tile1, int64_t t0, int64_t t1) {
+            thread_local std::vector<float> wf;
+            wf.resize(size_t(kGemmRows * n_cols));
+            for (int64_t tile = tile0; tile < tile1; ++tile) {
+                const int64_t row0 = tile * kGemmRows;
+                const int rows = int(std::min<int64_t>(kGemmRows, n_rows - row0));
+                avx2_gemm_f32_tile(wt, w + size_t(row0) * w_row_bytes, w_row_bytes, rows, n_cols, wf.data(), x, t0, t1,
+                                   y, ldy, row0);
+            }
+        });
+        return;
+    }
+    if (gemm) size_packed_acts(&a);
+    auto prep = [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t)
+            quantize_act_row(x + t * n_cols, a.type, a.buf.data() + size_t(t) * a.row_bytes, n_cols);
+        if (gemm) pack_acts(&a, t0, t1);
+    };
+    if (n_batch > 1 && n_batch * n_cols >= kParallelPrepValues) pool.parallel_for(n_batch, 1, prep);
+    else prep(0, n_batch);
+
+    if (mv) {
+        // Chunks are multiples of the kernels' 4-row step so only the last one has a tail.
+        pool.parallel_for(n_rows, 16, [&](int64_t r0, int64_t r1) {
+            mv(n_cols, w, w_row_bytes, a.buf.data(), y, r0, r1);
+        });
+        return;
+    }
+    if (gemm) {
+        split_tiles(pool, n_rows, a.packed.n_pairs, [&](int64_t tile0, int64_t tile1, int64_t p0, int64_t p1) {
+            gemm_range(gemm, offset_q8, wt, w, w_row_bytes, n_rows, a, y, ldy, tile0, tile1, p0, p1);
+        });
+        return;
+    }
+    pool.parallel_for(n_rows, 16, [&](int64_t r0, int64_t r1) {
+        gemm_rows(wt, w, w_row_bytes, a, y, ldy, r0, r1, exact);
+    });
+}
+
+}  // namespace strata::cpu
