@@ -42,6 +42,12 @@ Svd from_eigen(const Eigen::MatrixXd& u, const Eigen::VectorXd& s, const Eigen::
 
 Svd lowrank_svd(const Mat& b, const Mat& a, double rel_tol) {
     const Eigen::MatrixXd B = view(b), At = view(a).transpose();
+    if (b.cols > b.rows || b.cols > a.cols) {
+        // More components than rows or columns (tiny matrices): the thin QRs would not be
+        // square-upper; the dense product is small, so decompose it directly.
+        Eigen::JacobiSVD<Eigen::MatrixXd> svd(B * At.transpose(), Eigen::ComputeThinU | Eigen::ComputeThinV);
+        return from_eigen(svd.matrixU(), svd.singularValues(), svd.matrixV(), rel_tol);
+    }
     Eigen::HouseholderQR<Eigen::MatrixXd> qb(B), qa(At);
     const int64_t k = b.cols;
     const Eigen::MatrixXd Qb = qb.householderQ() * Eigen::MatrixXd::Identity(B.rows(), k);
@@ -108,6 +114,14 @@ Factors compress_dense(const std::vector<float>& m, int64_t d_out, int64_t d_in,
     for (int64_t j = 0; j < std::min<int64_t>(r_out, int64_t(s.s.size())); ++j) kept += s.s[size_t(j)] * s.s[size_t(j)];
     f.kept_energy = total > 0 ? std::min(1.0, kept / total) : 1.0;
     return f;
+}
+
+std::vector<float> dense_product(const std::vector<float>& b, const std::vector<float>& a, int64_t d_out, int64_t k,
+                                 int64_t d_in, float scale) {
+    std::vector<float> out(static_cast<size_t>(d_out * d_in));
+    Eigen::Map<MatF> o(out.data(), d_out, d_in);
+    o.noalias() = scale * (Eigen::Map<const MatF>(b.data(), d_out, k) * Eigen::Map<const MatF>(a.data(), k, d_in));
+    return out;
 }
 
 }  // namespace strata::adapters

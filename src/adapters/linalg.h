@@ -53,4 +53,8 @@ Factors refactor(const Mat& b, const Mat& a, int64_t r_out);
 Factors compress_dense(const std::vector<float>& m, int64_t d_out, int64_t d_in, int64_t r_out, bool exact,
                        uint64_t seed);
 
+// scale * B A for row-major B [d_out][k] and A [k][d_in] (float32 GEMM).
+std::vector<float> dense_product(const std::vector<float>& b, const std::vector<float>& a, int64_t d_out, int64_t k,
+                                 int64_t d_in, float scale);
+
 }  // namespace strata::adapters

@@ -91,10 +91,9 @@ Result<LoraAdapter> merge_adapters(const MergeMethod& m, const std::vector<LoraA
     pool.parallel_for(n, 1, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             results[size_t(i)] = m.merge_module(o, jobs[size_t(i)], gates);
-            const int64_t d = ++done;
-            if (progress) {
+            if (progress) {  // counted under the lock so the callback sees 1, 2, ..., n in order
                 std::lock_guard<std::mutex> lk(mu);
-                progress(d, n);
+                progress(++done, n);
             }
         }
     });

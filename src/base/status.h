@@ -84,6 +84,7 @@ public:
     T&& value() && { return std::get<T>(std::move(v_)); }
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
+    T&& operator*() && { return std::move(*this).value(); }
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
     const Status& error() const { return std::get<Status>(v_); }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -55,6 +56,8 @@ Result<std::vector<std::vector<int32_t>>> read_calib(const std::string& path, co
 
 void progress_bar(int64_t done, int64_t total) {
     const int width = 30, fill = int(width * done / std::max<int64_t>(total, 1));
+    // Redraw only when the bar grows (and at the end), not once per module.
+    if (done != total && fill == int(width * (done - 1) / std::max<int64_t>(total, 1))) return;
     fmt::print(stderr, "\rmerge [{}{}] {}/{}", std::string(size_t(fill), '#'), std::string(size_t(width - fill), ' '),
                done, total);
     if (done == total) fmt::print(stderr, "\n");
@@ -106,6 +109,7 @@ Status run_merge(State& st) {
         if (!a) return a.error();
         ads.push_back(std::move(*a));
     }
+    const auto t0 = std::chrono::steady_clock::now();
     std::optional<adapters::Gates> gates;
     if ((*method)->needs_gates()) {
         if (st.opt.tada_mode == "ramp" || st.opt.tada_mode == "subspace_only") {
@@ -125,8 +129,9 @@ Status run_merge(State& st) {
                                            st.quiet ? adapters::ProgressFn() : adapters::ProgressFn(progress_bar), &stats);
     if (!merged) return merged.error();
     STRATA_TRY(adapters::save_adapter(st.out, *merged, shape, st.f16));
-    fmt::print(stderr, "merged {} modules with {} in {:.2f} s (rank {}, kept energy mean {:.4f}, min {:.4f}{}) -> {}\n",
-               stats.modules, st.method, stats.seconds, merged->max_rank(), stats.mean_kept_energy,
+    const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print(stderr, "merged {} modules with {} in {:.2f} s, {:.2f} s with probe and writing (rank {}, kept energy mean {:.4f}, min {:.4f}{}) -> {}\n",
+               stats.modules, st.method, stats.seconds, total_s, merged->max_rank(), stats.mean_kept_energy,
                stats.min_kept_energy,
                st.method == "tada" ? fmt::format(", {} components dropped", stats.dropped_components) : "", st.out);
     return ok_status();

@@ -55,6 +55,7 @@ struct Engine::Slot {
     std::vector<float> logits;     // last logits (after prefill or a decode step)
     int32_t n_generated = 0;
     std::string utf8_pending, stop_pending;
+    std::vector<int32_t> feed;     // tokens this step evaluates
     int64_t reserved = 0;
     bool active = false;
 };
@@ -148,7 +149,7 @@ void Engine::admit_locked() {
     while (!queue_.empty()) {
         auto& req = queue_.front();
         if (req->cancelled->load()) {
-            req->on_event("", FinishReason::kCancelled);
+            req->on_event("", FinishReason::kCancelled, 0);
             queue_.pop_front();
             continue;
         }
@@ -184,11 +185,10 @@ void Engine::admit_locked() {
 }
 
 void Engine::finish(Slot& s, FinishReason r) {
-    if (!s.stop_pending.empty() && r != FinishReason::kStop && r != FinishReason::kCancelled) {
-        std::string tail = s.stop_pending + s.utf8_pending;
-        s.req->on_event(tail, FinishReason::kNone);
-    }
-    s.req->on_event("", r);
+    if ((!s.stop_pending.empty() || !s.utf8_pending.empty()) && r != FinishReason::kStop &&
+        r != FinishReason::kCancelled)
+        s.req->on_event(s.stop_pending + s.utf8_pending, FinishReason::kNone, s.n_generated);
+    s.req->on_event("", r, s.n_generated);
     std::lock_guard<std::mutex> lk(mu_);
     reserved_bytes_ -= s.reserved;
     s.reserved = 0;
@@ -198,30 +198,19 @@ void Engine::finish(Slot& s, FinishReason r) {
     st_.requests_finished++;
 }
 
-// One unit of work for a slot: a prefill chunk, or sampling + evaluating one token.
-// Returns false when the slot finished.
-bool Engine::step_slot(Slot& s) {
+// Phase 1 of a step for one slot: pick the tokens it feeds this step -- a prefill chunk,
+// or the token sampled from its last logits (streamed out here). Returns false when the
+// slot finished instead (cancelled, end of generation, stop string, length).
+bool Engine::prepare_slot(Slot& s) {
     GenRequest& r = *s.req;
+    s.feed.clear();
     if (r.cancelled->load()) {
         finish(s, FinishReason::kCancelled);
         return false;
     }
     if (s.n_prompt_done < r.prompt.size()) {
         const size_t n = std::min<size_t>(size_t(opts_.prefill_chunk), r.prompt.size() - s.n_prompt_done);
-        std::span<const int32_t> chunk(r.prompt.data() + s.n_prompt_done, n);
-        auto lg = s.ctx->eval(chunk);
-        if (!lg) {
-            finish(s, FinishReason::kError);
-            return false;
-        }
-        for (int32_t t : chunk) s.chain->accept(t);
-        s.cached.insert(s.cached.end(), chunk.begin(), chunk.end());
-        s.n_prompt_done += n;
-        {
-            std::lock_guard<std::mutex> lk(mu_);
-            st_.prompt_tokens_total += int64_t(n);
-        }
-        if (s.n_prompt_done == r.prompt.size()) s.logits.assign(lg->begin(), lg->end());
+        s.feed.assign(r.prompt.begin() + int64_t(s.n_prompt_done), r.prompt.begin() + int64_t(s.n_prompt_done + n));
         return true;
     }
     const int32_t t = s.chain->sample(s.logits);
@@ -239,9 +228,7 @@ bool Engine::step_slot(Slot& s) {
     s.stop_pending += take_complete_utf8(s.utf8_pending);
     bool hit = false;
     const std::string out = filter_stop(s.stop_pending, r.stop, &hit);
-    if (!out.empty() || hit) {
-        if (!r.on_event(out, FinishReason::kNone)) r.cancelled->store(true);
-    }
+    if (!r.on_event(out, FinishReason::kNone, s.n_generated)) r.cancelled->store(true);
     if (hit) {
         finish(s, FinishReason::kStop);
         return false;
@@ -250,17 +237,27 @@ bool Engine::step_slot(Slot& s) {
         finish(s, FinishReason::kLength);
         return false;
     }
-    auto lg = s.ctx->eval(std::span<const int32_t>(&t, 1));
-    if (!lg) {
-        finish(s, FinishReason::kError);
-        return false;
-    }
-    s.cached.push_back(t);
-    s.logits.assign(lg->begin(), lg->end());
+    s.feed.push_back(t);
     return true;
 }
 
+// Phase 2: record what the batched eval did for this slot.
+void Engine::complete_slot(Slot& s, std::span<const float> logits) {
+    GenRequest& r = *s.req;
+    s.cached.insert(s.cached.end(), s.feed.begin(), s.feed.end());
+    if (s.n_prompt_done < r.prompt.size()) {
+        for (int32_t t : s.feed) s.chain->accept(t);
+        s.n_prompt_done += s.feed.size();
+        std::lock_guard<std::mutex> lk(mu_);
+        st_.prompt_tokens_total += int64_t(s.feed.size());
+        if (s.n_prompt_done < r.prompt.size()) return;
+    }
+    s.logits.assign(logits.begin(), logits.end());
+}
+
 void Engine::loop() {
+    std::vector<model::BatchItem> items;
+    std::vector<Slot*> in_batch;
     while (!stop_) {
         {
             std::unique_lock<std::mutex> lk(mu_);
@@ -271,13 +268,26 @@ void Engine::loop() {
                 continue;
             }
         }
+        // Every running sequence advances by one prefill chunk or one token, all in one
+        // batched forward pass: the weights are read once per step for the whole batch.
+        items.clear();
+        in_batch.clear();
         for (auto& s : slots_)
-            if (s->active) step_slot(*s);
+            if (s->active && prepare_slot(*s)) {
+                in_batch.push_back(s.get());
+                items.push_back({s->ctx.get(), std::span<const int32_t>(s->feed), false, {}});
+            }
+        if (items.empty()) continue;
+        if (Status st = model::Context::eval_batch(items); !st) {
+            for (Slot* s : in_batch) finish(*s, FinishReason::kError);
+            continue;
+        }
+        for (size_t i = 0; i < items.size(); ++i) complete_slot(*in_batch[i], items[i].logits);
     }
     for (auto& s : slots_)
         if (s->active) finish(*s, FinishReason::kCancelled);
     std::lock_guard<std::mutex> lk(mu_);
-    for (auto& r : queue_) r->on_event("", FinishReason::kCancelled);
+    for (auto& r : queue_) r->on_event("", FinishReason::kCancelled, 0);
     queue_.clear();
 }
 

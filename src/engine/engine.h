@@ -45,9 +45,11 @@ struct GenRequest {
     int32_t max_tokens = 256;
     std::vector<std::string> stop;  // stop strings (not included in the output)
     bool ignore_eos = false;        // keep generating past end-of-generation tokens
-    // Called from the scheduler thread with each new text piece (may be empty), and once
-    // more with finish != kNone. Returning false cancels the request.
-    std::function<bool(const std::string& piece, FinishReason finish)> on_event;
+    // Called from the scheduler thread after each generated token with the text it
+    // released (may be empty: incomplete UTF-8 or a possible stop-string prefix) and the
+    // number of tokens generated so far, and once more with finish != kNone. Returning
+    // false cancels the request.
+    std::function<bool(const std::string& piece, FinishReason finish, int64_t n_generated)> on_event;
     std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
 
@@ -77,7 +79,8 @@ private:
     Engine(const model::Model& m, const Tokenizer& t, EngineOptions o);
     void loop();
     void admit_locked();
-    bool step_slot(Slot& s);
+    bool prepare_slot(Slot& s);
+    void complete_slot(Slot& s, std::span<const float> logits);
     void finish(Slot& s, FinishReason r);
 
     const model::Model& model_;

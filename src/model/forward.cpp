@@ -53,22 +53,47 @@ void Context::truncate(int64_t n) {
     kv_->truncate(n_past_);
 }
 
-void Context::matmul(const Weight& w, const float* x, int64_t n, float* y) {
-    cpu::matmul(w.type, w.data, w.row_bytes, w.n_rows, x, n, w.n_cols, y, w.n_rows, params_.exact, *pool_, &acts_);
-    for (MatmulHook* h : matmul_hooks_) h->after_matmul(w, x, n, y);
+Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bool all_logits) {
+    BatchItem item{this, tokens, all_logits, {}};
+    if (Status s = eval_batch(std::span<BatchItem>(&item, 1)); !s) return s;
+    return item.logits;
 }
 
-Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bool all_logits) {
-    const HParams& hp = model_.hp;
-    const int64_t n = int64_t(tokens.size());
-    if (n == 0) return invalid_input("eval: no tokens");
-    if (n_past_ + n > params_.n_ctx)
-        return out_of_range("context full: {} cached + {} new tokens exceed the context size {}", n_past_, n,
-                            params_.n_ctx);
-    for (int32_t t : tokens)
-        if (t < 0 || t >= hp.n_vocab) return invalid_input("token id {} out of range [0, {})", t, hp.n_vocab);
+Status Context::eval_batch(std::span<BatchItem> items) {
+    if (items.empty()) return invalid_input("eval: empty batch");
+    Context& c0 = *items[0].ctx;
+    const Model& model = c0.model_;
+    const HParams& hp = model.hp;
+    const bool exact = c0.params_.exact;
+    // Row offsets of each item in the stacked activations.
+    std::vector<int64_t> off(items.size() + 1, 0);
+    for (size_t b = 0; b < items.size(); ++b) {
+        Context& c = *items[b].ctx;
+        const int64_t n = int64_t(items[b].tokens.size());
+        if (&c.model_ != &model || c.params_.exact != exact)
+            return invalid_input("eval: batched sequences must share the model and numerics mode");
+        for (size_t o = 0; o < b; ++o)
+            if (items[o].ctx == &c) return invalid_input("eval: a sequence appears twice in one batch");
+        if (n == 0) return invalid_input("eval: no tokens");
+        if (c.n_past_ + n > c.params_.n_ctx)
+            return out_of_range("context full: {} cached + {} new tokens exceed the context size {}", c.n_past_, n,
+                                c.params_.n_ctx);
+        for (int32_t t : items[b].tokens)
+            if (t < 0 || t >= hp.n_vocab) return invalid_input("token id {} out of range [0, {})", t, hp.n_vocab);
+        off[b + 1] = off[b] + n;
+    }
+    const int64_t n = off.back();
+    ThreadPool& pool = *c0.pool_;
 
     const int64_t E = hp.n_embd, hd = hp.head_dim, q_dim = hp.n_head * hd, kv_dim = hp.n_head_kv * hd;
+    auto& x_ = c0.x_;
+    auto& h_ = c0.h_;
+    auto& q_ = c0.q_;
+    auto& k_ = c0.k_;
+    auto& v_ = c0.v_;
+    auto& att_ = c0.att_;
+    auto& g_ = c0.g_;
+    auto& u_ = c0.u_;
     x_.resize(size_t(n * E));
     h_.resize(size_t(n * std::max(E, q_dim)));
     q_.resize(size_t(n * q_dim));
@@ -78,11 +103,22 @@ Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bo
     g_.resize(size_t(n * hp.n_ff));
     u_.resize(size_t(n * hp.n_ff));
 
-    for (int64_t i = 0; i < n; ++i)
-        dequantize_row(model_.tok_embd.type, model_.tok_embd.data + size_t(tokens[size_t(i)]) * model_.tok_embd.row_bytes,
-                       &x_[size_t(i * E)], E);
+    for (size_t b = 0; b < items.size(); ++b)
+        for (int64_t i = 0; i < int64_t(items[b].tokens.size()); ++i)
+            dequantize_row(model.tok_embd.type,
+                           model.tok_embd.data + size_t(items[b].tokens[size_t(i)]) * model.tok_embd.row_bytes,
+                           &x_[size_t((off[b] + i) * E)], E);
 
-    const bool fused = !params_.exact;
+    // Shared matmul over all rows; then each sequence's hooks on its own rows.
+    auto matmul = [&](const Weight& w, const float* x, int64_t rows, float* y, const std::vector<int64_t>& o) {
+        cpu::matmul(w.type, w.data, w.row_bytes, w.n_rows, x, rows, w.n_cols, y, w.n_rows, exact, pool, &c0.acts_);
+        for (size_t b = 0; b < items.size(); ++b)
+            for (MatmulHook* h : items[b].ctx->matmul_hooks_)
+                h->after_matmul(w, x + o[b] * w.n_cols, o[b + 1] - o[b], y + o[b] * w.n_rows);
+    };
+
+    const bool fused = !exact;
+    const float theta_scale = c0.rope_theta_scale_;
     auto rope = [&](float* v, int64_t n_heads, int64_t pos) {
         for (int64_t h = 0; h < n_heads; ++h) {
             float* r = v + h * hd;
@@ -91,45 +127,52 @@ Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bo
             // compiled rotation contracts x0*cos - x1*sin into fma(x0, cos, -(x1*sin)) on FMA
             // machines; default mode does the same so the rotated q/k match bit for bit.
             float theta = float(pos);
-            for (int64_t i = 0; i < hp.n_rot / 2; ++i, theta *= rope_theta_scale_) {
+            for (int64_t i = 0; i < hp.n_rot / 2; ++i, theta *= theta_scale) {
                 const float c = std::cos(theta), s = std::sin(theta);
-                const float a = r[2 * i], b = r[2 * i + 1];
+                const float a = r[2 * i], bb = r[2 * i + 1];
                 if (fused) {
-                    r[2 * i] = std::fma(a, c, -(b * s));
-                    r[2 * i + 1] = std::fma(a, s, b * c);
+                    r[2 * i] = std::fma(a, c, -(bb * s));
+                    r[2 * i + 1] = std::fma(a, s, bb * c);
                 } else {
-                    r[2 * i] = a * c - b * s;
-                    r[2 * i + 1] = a * s + b * c;
+                    r[2 * i] = a * c - bb * s;
+                    r[2 * i + 1] = a * s + bb * c;
                 }
             }
         }
     };
+    auto undo = [&] {
+        for (auto& it : items) it.ctx->kv_->truncate(it.ctx->n_past_);
+    };
 
     for (int64_t l = 0; l < hp.n_layer; ++l) {
-        const LayerWeights& L = model_.layers[size_t(l)];
+        const LayerWeights& L = model.layers[size_t(l)];
         for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[size_t(i * E)], L.attn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
-        matmul(L.wq, h_.data(), n, q_.data());
-        matmul(L.wk, h_.data(), n, k_.data());
-        matmul(L.wv, h_.data(), n, v_.data());
-        for (int64_t i = 0; i < n; ++i) {
-            rope(&q_[size_t(i * q_dim)], hp.n_head, n_past_ + i);
-            rope(&k_[size_t(i * kv_dim)], hp.n_head_kv, n_past_ + i);
+        matmul(L.wq, h_.data(), n, q_.data(), off);
+        matmul(L.wk, h_.data(), n, k_.data(), off);
+        matmul(L.wv, h_.data(), n, v_.data(), off);
+        for (size_t b = 0; b < items.size(); ++b) {
+            Context& c = *items[b].ctx;
+            const int64_t nb = off[b + 1] - off[b];
+            for (int64_t i = 0; i < nb; ++i) {
+                rope(&q_[size_t((off[b] + i) * q_dim)], hp.n_head, c.n_past_ + i);
+                rope(&k_[size_t((off[b] + i) * kv_dim)], hp.n_head_kv, c.n_past_ + i);
+            }
+            // The cache stores post-RoPE K and V in its own format and answers attention for
+            // these queries straight from it (kv/kv_cache.h).
+            kv::LayerCache& cache = c.kv_->layer(int(l));
+            if (Status st = cache.append(&k_[size_t(off[b] * kv_dim)], &v_[size_t(off[b] * kv_dim)], nb); !st.ok()) {
+                undo();  // drop this call's appends in every sequence and layer
+                return st;
+            }
+            cache.attend(&q_[size_t(off[b] * q_dim)], nb, &att_[size_t(off[b] * q_dim)], kv::AttendOpts{&pool, exact});
         }
-        // The cache stores post-RoPE K and V in its own format and answers attention for
-        // these n queries straight from it (kv/kv_cache.h).
-        kv::LayerCache& cache = kv_->layer(int(l));
-        if (Status st = cache.append(k_.data(), v_.data(), n); !st.ok()) {
-            kv_->truncate(n_past_);  // undo this call's appends in the layers before
-            return st;
-        }
-        cache.attend(q_.data(), n, att_.data(), kv::AttendOpts{pool_, params_.exact});
-        matmul(L.wo, att_.data(), n, h_.data());
+        matmul(L.wo, att_.data(), n, h_.data(), off);
         for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] += h_[size_t(i)];
 
         for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[size_t(i * E)], L.ffn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
-        matmul(L.gate, h_.data(), n, g_.data());
-        matmul(L.up, h_.data(), n, u_.data());
-        if (params_.exact) {
+        matmul(L.gate, h_.data(), n, g_.data(), off);
+        matmul(L.up, h_.data(), n, u_.data(), off);
+        if (exact) {
             for (int64_t i = 0; i < n * hp.n_ff; ++i) {
                 const float g = g_[size_t(i)];
                 g_[size_t(i)] = g / (1.0f + std::exp(-g)) * u_[size_t(i)];
@@ -137,18 +180,33 @@ Result<std::span<const float>> Context::eval(std::span<const int32_t> tokens, bo
         } else {
             for (int64_t i = 0; i < n; ++i) ops::swiglu_ggml(&g_[size_t(i * hp.n_ff)], &u_[size_t(i * hp.n_ff)], hp.n_ff);
         }
-        matmul(L.down, g_.data(), n, h_.data());
+        matmul(L.down, g_.data(), n, h_.data(), off);
         for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] += h_[size_t(i)];
-        for (LayerHook* hook : hooks_) hook->after_layer(int(l), x_.data(), n, E, n_past_);
+        for (size_t b = 0; b < items.size(); ++b)
+            for (LayerHook* hook : items[b].ctx->hooks_)
+                hook->after_layer(int(l), &x_[size_t(off[b] * E)], off[b + 1] - off[b], E, items[b].ctx->n_past_);
     }
 
-    const int64_t first = all_logits ? 0 : n - 1, n_out = n - first;
-    for (int64_t i = first; i < n; ++i)
-        rmsnorm(&x_[size_t(i * E)], model_.output_norm.data(), &h_[size_t((i - first) * E)], E, hp.rms_eps);
-    logits_.resize(size_t(n_out * hp.n_vocab));
-    matmul(model_.output, h_.data(), n_out, logits_.data());
-    n_past_ += n;
-    return std::span<const float>(logits_);
+    // Output rows: the last token of each sequence, or all of them when asked.
+    std::vector<int64_t> out_off(items.size() + 1, 0);
+    int64_t n_out = 0;
+    for (size_t b = 0; b < items.size(); ++b) {
+        const int64_t nb = off[b + 1] - off[b];
+        const int64_t first = items[b].all_logits ? 0 : nb - 1;
+        for (int64_t i = first; i < nb; ++i, ++n_out)
+            rmsnorm(&x_[size_t((off[b] + i) * E)], model.output_norm.data(), &h_[size_t(n_out * E)], E, hp.rms_eps);
+        out_off[b + 1] = n_out;
+    }
+    std::vector<float>& all = c0.logits_batch_;
+    all.resize(size_t(n_out * hp.n_vocab));
+    matmul(model.output, h_.data(), n_out, all.data(), out_off);
+    for (size_t b = 0; b < items.size(); ++b) {
+        Context& c = *items[b].ctx;
+        c.logits_.assign(all.begin() + out_off[b] * hp.n_vocab, all.begin() + out_off[b + 1] * hp.n_vocab);
+        c.n_past_ += off[b + 1] - off[b];
+        items[b].logits = std::span<const float>(c.logits_);
+    }
+    return ok_status();
 }
 
 }  // namespace strata::model

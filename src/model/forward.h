@@ -28,6 +28,16 @@ struct ContextParams {
     ThreadPool* pool = nullptr;  // shared pool (e.g. server slots); null = own n_threads pool
 };
 
+class Context;
+
+// One sequence's share of a batched step (Context::eval_batch).
+struct BatchItem {
+    Context* ctx = nullptr;
+    std::span<const int32_t> tokens;
+    bool all_logits = false;
+    std::span<const float> logits;  // out: as Context::eval returns
+};
+
 class Context {
 public:
     static Result<std::unique_ptr<Context>> create(const Model& model, ContextParams params);
@@ -35,6 +45,12 @@ public:
     // Runs tokens at positions n_past() ... Returns logits for the last token (n_vocab),
     // or for every token when all_logits (n_tokens * n_vocab, row-major).
     Result<std::span<const float>> eval(std::span<const int32_t> tokens, bool all_logits = false);
+
+    // Evaluates several sequences (distinct contexts of one model, same numerics mode) in
+    // one pass: every matmul sees all their rows at once, so weights are read once per
+    // step for the whole batch; RoPE positions, KV caches, attention and hooks stay per
+    // sequence. Scratch and the thread pool of items[0].ctx are used.
+    static Status eval_batch(std::span<BatchItem> items);
 
     int64_t n_past() const { return n_past_; }
     int64_t n_ctx() const { return params_.n_ctx; }
@@ -52,7 +68,6 @@ public:
 
 private:
     Context(const Model& m, ContextParams p);
-    void matmul(const Weight& w, const float* x, int64_t n, float* y);
 
     const Model& model_;
     ContextParams params_;
@@ -65,6 +80,7 @@ private:
     std::vector<MatmulHook*> matmul_hooks_;
     cpu::Acts acts_;
     std::vector<float> logits_;
+    std::vector<float> logits_batch_;  // stacked logits of a batched step
     // scratch
     std::vector<float> x_, h_, q_, k_, v_, att_, g_, u_;
 };

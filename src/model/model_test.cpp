@@ -167,3 +167,51 @@ TEST(Golden, SmolLM2MatchesLlamaCpp) {
 
 }  // namespace
 }  // namespace strata::model
+
+namespace strata::model {
+namespace {
+
+// eval_batch over several sequences gives each the logits it gets alone. Exact mode (f32
+// activations): batched rows only change f32 summation order, so 1e-3 is generous; in the
+// default mode an 8-bit activation rounding flip is amplified by the model (see README).
+TEST(Batch, MatchesSeparateEvalsInExactMode) {
+    auto model = load_model(root() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    ASSERT_TRUE(model) << model.error().message();
+    ContextParams cp;
+    cp.n_ctx = 128;
+    cp.exact = true;
+    const std::vector<std::vector<int32_t>> prompts = {{1, 9690, 198, 2683}, {504, 3575, 282}, {19556, 905, 17, 216, 33}};
+    std::vector<std::vector<float>> alone;
+    for (const auto& p : prompts) {
+        auto c = Context::create(**model, cp);
+        ASSERT_TRUE(c);
+        auto l = (*c)->eval(p);
+        ASSERT_TRUE(l);
+        auto l2 = (*c)->eval(std::vector<int32_t>{260});  // one decode step too
+        ASSERT_TRUE(l2);
+        alone.emplace_back(l2->begin(), l2->end());
+    }
+    std::vector<std::unique_ptr<Context>> ctxs;
+    std::vector<BatchItem> items;
+    for (const auto& p : prompts) {
+        ctxs.push_back(std::move(*Context::create(**model, cp)));
+        items.push_back({ctxs.back().get(), p, false, {}});
+    }
+    ASSERT_TRUE(Context::eval_batch(items).ok());
+    const std::vector<int32_t> next = {260};
+    for (auto& it : items) it.tokens = next;
+    ASSERT_TRUE(Context::eval_batch(items).ok());
+    for (size_t b = 0; b < prompts.size(); ++b) {
+        double max_abs = 0;
+        for (size_t i = 0; i < alone[b].size(); ++i)
+            max_abs = std::max(max_abs, std::fabs(double(items[b].logits[i]) - alone[b][i]));
+        EXPECT_LT(max_abs, 1e-3) << "sequence " << b;
+        EXPECT_EQ(ctxs[b]->n_past(), int64_t(prompts[b].size()) + 1);
+    }
+    // A sequence twice in one batch is refused.
+    std::vector<BatchItem> dup = {{ctxs[0].get(), next, false, {}}, {ctxs[0].get(), next, false, {}}};
+    EXPECT_EQ(Context::eval_batch(dup).message(), "eval: a sequence appears twice in one batch");
+}
+
+}  // namespace
+}  // namespace strata::model

@@ -79,11 +79,11 @@ struct Server::Impl {
         const int64_t n_prompt = int64_t(g->prompt.size());
         if (n_prompt == 0) return send_error(res, ApiError{400, "the prompt is empty after tokenization", "prompt"});
         auto ch = std::make_shared<Channel>();
-        g->on_event = [ch](const std::string& piece, engine::FinishReason f) {
+        g->on_event = [ch](const std::string& piece, engine::FinishReason f, int64_t n_generated) {
             std::lock_guard<std::mutex> lk(ch->mu);
             if (!piece.empty()) ch->pieces.push_back(piece);
             if (f != engine::FinishReason::kNone) ch->finish = f;
-            else ch->n_generated++;
+            ch->n_generated = n_generated;
             ch->cv.notify_all();
             return true;
         };

@@ -4,9 +4,9 @@
 #include "adapters/merge/sparsify.h"
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <numeric>
-#include <random>
 
 namespace strata::adapters {
 
@@ -14,26 +14,42 @@ void trim_top_k(std::vector<float>& t, double density) {
     const int64_t n = int64_t(t.size());
     const int64_t k = int64_t(std::floor(density * double(n)));
     if (k >= n) return;
-    std::vector<int32_t> idx(static_cast<size_t>(n));
-    std::iota(idx.begin(), idx.end(), 0);
-    auto before = [&](int32_t x, int32_t y) {
-        const float ax = std::fabs(t[size_t(x)]), ay = std::fabs(t[size_t(y)]);
-        return ax != ay ? ax > ay : x < y;
-    };
-    if (k > 0) std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), before);
-    std::vector<uint8_t> keep(size_t(n), 0);
-    for (int64_t i = 0; i < k; ++i) keep[size_t(idx[size_t(i)])] = 1;
-    for (int64_t i = 0; i < n; ++i)
-        if (!keep[size_t(i)]) t[size_t(i)] = 0.f;
+    if (k <= 0) {
+        std::fill(t.begin(), t.end(), 0.f);
+        return;
+    }
+    // The k-th largest magnitude by nth_element on a copy of the magnitudes (fast on floats),
+    // then keep everything above it and, among entries equal to it, the lowest indices.
+    std::vector<float> mag(t.size());
+    for (size_t i = 0; i < t.size(); ++i) mag[i] = std::fabs(t[i]);
+    std::nth_element(mag.begin(), mag.begin() + (k - 1), mag.end(), std::greater<float>());
+    const float thr = mag[size_t(k - 1)];
+    int64_t above = 0;
+    for (float v : t) above += std::fabs(v) > thr;
+    int64_t ties_left = k - above;
+    for (float& v : t) {
+        const float a = std::fabs(v);
+        if (a > thr) continue;
+        if (a == thr && ties_left > 0) {
+            --ties_left;
+            continue;
+        }
+        v = 0.f;
+    }
 }
 
 std::vector<uint8_t> dare_mask(int64_t n, double density, uint64_t seed) {
-    std::mt19937_64 rng(seed);
+    // Counter-based splitmix64: entry i's draw depends only on (seed, i), so the mask is
+    // bit-identical for a fixed seed and 3x cheaper than mt19937_64 (which was a sixth of a
+    // whole-model DARE-TIES merge).
     std::vector<uint8_t> m(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
+        uint64_t z = seed + 0x9e3779b97f4a7c15ull * uint64_t(i + 1);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
         // 53 random bits -> a double in [0, 1); keep with probability density.
-        const double u = double(rng() >> 11) * 0x1.0p-53;
-        m[size_t(i)] = u < density ? 1 : 0;
+        m[size_t(i)] = double(z >> 11) * 0x1.0p-53 < density ? 1 : 0;
     }
     return m;
 }

@@ -12,8 +12,8 @@ namespace strata::adapters {
 // so the result is deterministic) and zeroes the rest.
 void trim_top_k(std::vector<float>& t, double density);
 
-// DARE: keeps each entry with probability `density` (mt19937_64(seed), one draw per entry
-// in row-major order, so a fixed seed gives a bit-identical mask), then rescales survivors
+// DARE: keeps each entry with probability `density` (one counter-based splitmix64 draw per
+// entry, so a fixed seed gives a bit-identical mask), then rescales survivors
 // by 1/density or, with l1, so the L1 norm matches the original (mergekit's
 // rescaled_masked_tensor, eps 1e-7). density >= 1 returns t unchanged.
 void dare_drop(std::vector<float>& t, double density, uint64_t seed, bool l1);

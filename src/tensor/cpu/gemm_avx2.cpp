@@ -3,7 +3,10 @@
 // and numerics notes). Each (row, token) pair owns one 8-lane accumulator and sees the
 // AVX2 vec-dot's exact arithmetic, so results match decode bit for bit. With 16 vector
 // registers the tile is kGemmRows rows x 2 tokens; wider tiles spill (bench/kernels).
+// Also the AVX2 weight-tile packer every SIMD level uses (gemm_pack.cpp has the layout).
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "tensor/cpu/simd.h"
 
@@ -104,7 +107,69 @@ GemmTileFn pick(DType wt) {
     }
 }
 
+// 32 codes of one block in value order, as gemm_pack.cpp lays them out.
+template <DType W>
+inline void pack_block(const uint8_t* b, bool offset_q8, uint8_t* c, float* d, float* m) {
+    if constexpr (W == DType::Q8_0) {
+        __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+        if (offset_q8) q = _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80)));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(c), q);
+        *d = _cvtsh_ss(uint16_t(b[0] | b[1] << 8)), *m = 0;
+    } else {
+        constexpr bool kMin = W == DType::Q4_1 || W == DType::Q5_1, kHigh = W == DType::Q5_0 || W == DType::Q5_1;
+        constexpr int kQs = (kMin ? 4 : 2) + (kHigh ? 4 : 0);
+        const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + kQs));
+        __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+        if constexpr (kHigh) {  // bit j of qh -> 0x10 in byte j
+            uint32_t h;
+            std::memcpy(&h, b + (kMin ? 4 : 2), 4);
+            const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202,
+                                                    0x0303030303030303);
+            const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
+            const __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32(int(h)), shuf);
+            v = _mm256_or_si256(v, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit),
+                                                    _mm256_set1_epi8(0x10)));
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(c), v);
+        *d = _cvtsh_ss(uint16_t(b[0] | b[1] << 8));
+        *m = kMin ? _cvtsh_ss(uint16_t(b[2] | b[3] << 8)) : 0.f;
+    }
+}
+
+template <DType W>
+void pack_rows(const uint8_t* w, size_t rb, int64_t n_rows, bool offset_q8, PackedTile* t) {
+    constexpr size_t bytes = W == DType::Q4_0 ? sizeof(BlockQ4_0) : W == DType::Q4_1 ? sizeof(BlockQ4_1)
+                           : W == DType::Q5_0 ? sizeof(BlockQ5_0) : W == DType::Q5_1 ? sizeof(BlockQ5_1)
+                           : sizeof(BlockQ8_0);
+    for (int r = 0; r < kGemmRows; ++r) {
+        for (int64_t i = 0; i < t->nb; ++i) {
+            uint8_t* c = t->codes + (size_t(i) * kGemmRows + size_t(r)) * 32;
+            float* d = t->d + i * kGemmRows + r;
+            float* m = t->m + i * kGemmRows + r;
+            if (r < n_rows) {
+                pack_block<W>(w + size_t(r) * rb + size_t(i) * bytes, offset_q8, c, d, m);
+            } else {
+                _mm256_store_si256(reinterpret_cast<__m256i*>(c), _mm256_setzero_si256());
+                *d = 0, *m = 0;
+            }
+        }
+    }
+}
+
 }  // namespace
+
+void avx2_pack_weight_tile(DType wt, bool offset_q8, const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
+                           int64_t nb, PackedTile* t) {
+    set_tile_format(wt, offset_q8, nb, t);
+    switch (wt) {
+        case DType::Q4_0: return pack_rows<DType::Q4_0>(w, w_row_bytes, n_rows, offset_q8, t);
+        case DType::Q4_1: return pack_rows<DType::Q4_1>(w, w_row_bytes, n_rows, offset_q8, t);
+        case DType::Q5_0: return pack_rows<DType::Q5_0>(w, w_row_bytes, n_rows, offset_q8, t);
+        case DType::Q5_1: return pack_rows<DType::Q5_1>(w, w_row_bytes, n_rows, offset_q8, t);
+        case DType::Q8_0: return pack_rows<DType::Q8_0>(w, w_row_bytes, n_rows, offset_q8, t);
+        default: return;
+    }
+}
 
 GemmTileFn avx2_gemm_tile(DType wt, int tp) { return tp == 2 ? pick<2>(wt) : pick<1>(wt); }
 

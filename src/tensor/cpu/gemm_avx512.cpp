@@ -10,8 +10,9 @@
 // With VNNI the int dot is one vpdpbusd (unsigned codes; signed formats carry an offset
 // that is subtracted as offset·sum(x), exactly); without it, vpmaddubsw + vpmaddwd.
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() and trip
-// -Wmaybe-uninitialized inside immintrin.h; the pragma must precede the include.
+// -W(maybe-)uninitialized inside immintrin.h; the pragmas must precede the include.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include "tensor/cpu/simd.h"

@@ -39,12 +39,22 @@ bool gemm_packable(DType wt) {
     }
 }
 
-void pack_weight_tile(DType wt, bool offset_q8, const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
-                      int64_t nb, PackedTile* t) {
+void set_tile_format(DType wt, bool offset_q8, int64_t nb, PackedTile* t) {
     t->nb = nb;
     t->has_min = wt == DType::Q4_1 || wt == DType::Q5_1;
     t->signed_codes = wt == DType::Q8_0 && !offset_q8;
     t->offset = wt == DType::Q4_0 ? 8 : wt == DType::Q5_0 ? 16 : (wt == DType::Q8_0 && offset_q8) ? 128 : 0;
+}
+
+void pack_weight_tile(DType wt, bool offset_q8, const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
+                      int64_t nb, PackedTile* t) {
+    if (active_isa() >= Isa::kAvx2) return avx2_pack_weight_tile(wt, offset_q8, w, w_row_bytes, n_rows, nb, t);
+    pack_weight_tile_scalar(wt, offset_q8, w, w_row_bytes, n_rows, nb, t);
+}
+
+void pack_weight_tile_scalar(DType wt, bool offset_q8, const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
+                             int64_t nb, PackedTile* t) {
+    set_tile_format(wt, offset_q8, nb, t);
     for (int r = 0; r < kGemmRows; ++r) {
         const uint8_t* row = w + size_t(r) * w_row_bytes;
         for (int64_t i = 0; i < nb; ++i) {
@@ -52,7 +62,7 @@ void pack_weight_tile(DType wt, bool offset_q8, const uint8_t* w, size_t w_row_b
             float* d = t->d + i * kGemmRows + r;
             float* m = t->m + i * kGemmRows + r;
             if (r >= n_rows) {  // tail tile: zero rows give zero sums and are not stored
-                std::memset(c, t->signed_codes ? 0 : t->offset, 32);
+                std::memset(c, 0, 32);
                 *d = 0, *m = 0;
                 continue;
             }

@@ -11,7 +11,9 @@
 // or thread count changes results. Exact-mode batches differ from exact batch-1 rows by
 // f32 summation order only.
 #include <algorithm>
+#include <cstdlib>
 
+#include "base/status.h"
 #include "tensor/cpu/simd.h"
 
 namespace strata::cpu {
@@ -21,19 +23,26 @@ namespace {
 // Below this many activation values a pool round-trip costs more than quantizing.
 constexpr int64_t kParallelPrepValues = 8192;
 
-// A thread's packed weight tile, kept between calls (prefill issues ~200 matmuls).
-struct TileBuffer {
-    std::vector<uint8_t> mem;
-    PackedTile tile;
-    void reserve(int64_t nb) {
-        const size_t codes = size_t(nb) * kGemmRows * 32, scales = size_t(nb) * kGemmRows * sizeof(float);
-        if (mem.size() < codes + 2 * scales + 64) mem.resize(codes + 2 * scales + 64);
-        const uintptr_t p = (reinterpret_cast<uintptr_t>(mem.data()) + 63) & ~uintptr_t(63);
-        tile.codes = reinterpret_cast<uint8_t*>(p);
-        tile.d = reinterpret_cast<float*>(p + codes);
-        tile.m = reinterpret_cast<float*>(p + codes + scales);
+struct ScratchBuffers {
+    struct Buf {
+        uint8_t* p = nullptr;
+        size_t cap = 0;
+    } bufs[kScratchSlots];
+    ~ScratchBuffers() {
+        for (Buf& b : bufs) std::free(b.p);
     }
 };
+
+// A thread's packed weight tile in its scratch slot (prefill issues ~200 matmuls).
+PackedTile tile_buffer(int64_t nb) {
+    const size_t codes = size_t(nb) * kGemmRows * 32, scales = size_t(nb) * kGemmRows * sizeof(float);
+    uint8_t* p = thread_scratch(kScratchGemmTile, codes + 2 * scales);
+    PackedTile t;
+    t.codes = p;
+    t.d = reinterpret_cast<float*>(p + codes);
+    t.m = reinterpret_cast<float*>(p + codes + scales);
+    return t;
+}
 
 void size_acts(Acts* a, DType wt, bool exact, int64_t n_rows, int64_t n_cols) {
     a->type = act_type_for(wt, exact);
@@ -46,14 +55,13 @@ void size_acts(Acts* a, DType wt, bool exact, int64_t n_rows, int64_t n_cols) {
 // One thread's share of the quantized GEMM: row tiles [tile0, tile1) x token pairs [p0, p1).
 void gemm_range(GemmTileFn fn, bool offset_q8, DType wt, const uint8_t* w, size_t rb, int64_t n_rows,
                 const Acts& x, float* y, int64_t ldy, int64_t tile0, int64_t tile1, int64_t p0, int64_t p1) {
-    thread_local TileBuffer buf;
     const int64_t nb = x.n_cols / 32;
-    buf.reserve(nb);
+    PackedTile t = tile_buffer(nb);
     for (int64_t tile = tile0; tile < tile1; ++tile) {
         const int64_t row0 = tile * kGemmRows;
         const int rows = int(std::min<int64_t>(kGemmRows, n_rows - row0));
-        pack_weight_tile(wt, offset_q8, w + size_t(row0) * rb, rb, rows, nb, &buf.tile);
-        fn(buf.tile, x.packed, p0, p1, y, ldy, row0, rows);
+        pack_weight_tile(wt, offset_q8, w + size_t(row0) * rb, rb, rows, nb, &t);
+        fn(t, x.packed, p0, p1, y, ldy, row0, rows);
     }
 }
 
@@ -75,6 +83,18 @@ void split_tiles(ThreadPool& pool, int64_t n_rows, int64_t n_cols_work, const Fn
 
 }  // namespace
 
+uint8_t* thread_scratch(ScratchSlot slot, size_t bytes) {
+    thread_local ScratchBuffers s;
+    ScratchBuffers::Buf& b = s.bufs[slot];
+    if (bytes > b.cap) {
+        std::free(b.p);
+        b.cap = (bytes + 63) / 64 * 64;
+        b.p = static_cast<uint8_t*>(std::aligned_alloc(64, b.cap));
+        STRATA_ASSERT(b.p != nullptr);
+    }
+    return b.p;
+}
+
 void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const float* x, int64_t n_batch,
             int64_t n_cols, float* y, int64_t ldy, bool exact, ThreadPool& pool, Acts* scratch) {
     Acts& a = *scratch;
@@ -85,12 +105,11 @@ void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, cons
     const bool f32_gemm = exact && n_batch >= 2 && active_isa() >= Isa::kAvx2 && dtype_info_checked(wt).can_dequantize;
     if (f32_gemm) {  // reads x directly
         split_tiles(pool, n_rows, n_batch, [&](int64_t tile0, int64_t tile1, int64_t t0, int64_t t1) {
-            thread_local std::vector<float> wf;
-            wf.resize(size_t(kGemmRows * n_cols));
+            float* wf = reinterpret_cast<float*>(thread_scratch(kScratchF32Tile, size_t(kGemmRows * n_cols) * sizeof(float)));
             for (int64_t tile = tile0; tile < tile1; ++tile) {
                 const int64_t row0 = tile * kGemmRows;
                 const int rows = int(std::min<int64_t>(kGemmRows, n_rows - row0));
-                avx2_gemm_f32_tile(wt, w + size_t(row0) * w_row_bytes, w_row_bytes, rows, n_cols, wf.data(), x, t0, t1,
+                avx2_gemm_f32_tile(wt, w + size_t(row0) * w_row_bytes, w_row_bytes, rows, n_cols, wf, x, t0, t1,
                                    y, ldy, row0);
             }
         });

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -167,6 +168,17 @@ TEST_P(GemmVariants, EveryTileWidthMatchesVecDot) {
             tile.d = d.data(), tile.m = m.data();
             const int n = int(std::min<int64_t>(kGemmRows, rows - row0));
             pack_weight_tile(t, v.offset_q8, p.w.data() + size_t(row0) * p.row_bytes, p.row_bytes, n, nb, &tile);
+            // The AVX2 packer (active here) and the scalar one lay out the same bytes.
+            std::vector<uint8_t> c2(codes.size());
+            std::vector<float> d2(d.size()), m2(m.size());
+            PackedTile ref = tile;
+            ref.codes = c2.data(), ref.d = d2.data(), ref.m = m2.data();
+            pack_weight_tile_scalar(t, v.offset_q8, p.w.data() + size_t(row0) * p.row_bytes, p.row_bytes, n, nb, &ref);
+            ASSERT_EQ(0, std::memcmp(tile.codes, ref.codes, size_t(nb) * kGemmRows * 32)) << v.name;
+            ASSERT_EQ(0, std::memcmp(tile.d, ref.d, d.size() * sizeof(float))) << v.name;
+            ASSERT_EQ(0, std::memcmp(tile.m, ref.m, m.size() * sizeof(float))) << v.name;
+            ASSERT_EQ(tile.offset, ref.offset);
+            ASSERT_EQ(tile.signed_codes, ref.signed_codes);
             v.fn(tile, a.packed, 0, a.packed.n_pairs, y.data(), rows, row0, n);
         }
         for (size_t k = 0; k < y.size(); ++k) ASSERT_EQ(y[k], want[k]) << v.name << " k=" << k;

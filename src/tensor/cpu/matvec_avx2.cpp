@@ -6,9 +6,7 @@
 // as unsigned codes times x minus offset·sum(x): the same integers as ggml's sign trick.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "tensor/cpu/simd.h"
 
@@ -72,8 +70,8 @@ constexpr size_t kPfGroups = 8;
 // Per call and thread: the activations' f16 block scales as f32 and, for offset formats,
 // offset·sum(x) per int32 lane, which every row of the call shares.
 struct XPrep {
-    std::vector<float> dx, sx;
-    std::vector<int32_t> corr;  // [nb][8]
+    int32_t* corr;     // [nb][8]
+    float *dx, *sx;    // [nb] each
 };
 
 template <Fmt F>
@@ -84,22 +82,24 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
     const uint8_t* x = static_cast<const uint8_t*>(xv);
     constexpr size_t kXBytes = T::kMin ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
     constexpr int kXQs = T::kMin ? 4 : 2;
-    thread_local XPrep xp;
-    xp.dx.resize(size_t(nb)), xp.sx.resize(size_t(nb)), xp.corr.resize(size_t(nb) * 8);
+    uint8_t* mem = thread_scratch(kScratchMatvec, size_t(nb) * (32 + 8));
+    XPrep xp;
+    xp.corr = reinterpret_cast<int32_t*>(mem);
+    xp.dx = reinterpret_cast<float*>(xp.corr + 8 * nb), xp.sx = xp.dx + nb;
     for (int64_t i = 0; i < nb; ++i) {
         const uint8_t* xb = x + size_t(i) * kXBytes;
         uint16_t h[2];
         std::memcpy(h, xb, 4);
-        xp.dx[size_t(i)] = h2f(h[0]), xp.sx[size_t(i)] = h2f(h[1]);
+        xp.dx[i] = h2f(h[0]), xp.sx[i] = h2f(h[1]);
         if constexpr (T::kOffset != 0) {
             const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + kXQs));
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(&xp.corr[size_t(i) * 8]),
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(xp.corr + 8 * i),
                                 dot_u8i8(_mm256_set1_epi8(T::kOffset), xq));
         }
     }
     // Software prefetch kPfGroups groups ahead, as in matvec_avx512.cpp (the hardware
     // prefetcher trains too late on four short row streams per group).
-    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(std::min(r1, r0 + R * int64_t(kPfGroups))) * rb; p < e;
+    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(r1 < r0 + R * int64_t(kPfGroups) ? r1 : r0 + R * int64_t(kPfGroups)) * rb; p < e;
          p += 64)
         _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
     int64_t r = r0;
@@ -120,15 +120,15 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
             dm = _mm_insert_epi32(dm, int(load_u32(b0 + 2 * rb)), 2);
             dm = _mm_insert_epi32(dm, int(load_u32(b0 + 3 * rb)), 3);
             const __m256 dmf = _mm256_cvtph_ps(dm);
-            const __m256 prod = _mm256_mul_ps(dmf, _mm256_broadcast_ss(&xp.dx[size_t(i)]));
-            if constexpr (T::kMin) summs = _mm256_fmadd_ps(dmf, _mm256_broadcast_ss(&xp.sx[size_t(i)]), summs);
+            const __m256 prod = _mm256_mul_ps(dmf, _mm256_broadcast_ss(xp.dx + i));
+            if constexpr (T::kMin) summs = _mm256_fmadd_ps(dmf, _mm256_broadcast_ss(xp.sx + i), summs);
             for (int k = 0; k < R; ++k) {
                 const __m256i q = codes<F>(b0 + size_t(k) * rb);
                 __m256i ip;
                 if constexpr (F == Fmt::kQ8_0) ip = dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
                 else ip = dot_u8i8(q, xq);
                 if constexpr (T::kOffset != 0)
-                    ip = _mm256_sub_epi32(ip, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&xp.corr[size_t(i) * 8])));
+                    ip = _mm256_sub_epi32(ip, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp.corr + 8 * i)));
                 const __m256 d = _mm256_permutevar8x32_ps(prod, _mm256_set1_epi32(2 * k));
                 acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(ip), acc[k]);
             }

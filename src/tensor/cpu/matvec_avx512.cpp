@@ -12,13 +12,12 @@
 // activations [x lo | x lo | x hi | x hi]; row a owns lanes 0-3 and 8-11. For Q8_0:
 // [row a | row b] against [x | x]; row a owns lanes 0-7.
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() and trip
-// -Wmaybe-uninitialized inside immintrin.h; the pragma must precede the include.
+// -W(maybe-)uninitialized inside immintrin.h; the pragmas must precede the include.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "tensor/cpu/simd.h"
 
@@ -98,24 +97,20 @@ inline float hsum_parts(__m128 lo, __m128 hi) {
 // What every row of one call shares, computed once per call and thread: the activation
 // block in register layout, the offset correction -offset·sum(x) per int32 lane (x16 in
 // the high lanes when kX16), and the f16 block scales as f32.
-struct alignas(64) Z {  // a 512-bit value in memory (std::vector<__m512i> drops alignment)
-    uint8_t b[64];
-};
-inline __m512i ld(const Z& z) { return _mm512_load_si512(z.b); }
-inline void st(Z& z, __m512i v) { _mm512_store_si512(z.b, v); }
-
 struct XPrep {
-    std::vector<Z> xz, nc;
-    std::vector<float> dx, sx;
+    __m512i *xz, *nc;  // [nb] each
+    float *dx, *sx;    // [nb] each
 };
 
 template <Fmt F, bool kVnni>
-const XPrep& prepare_x(const uint8_t* x, int64_t nb) {
+XPrep prepare_x(const uint8_t* x, int64_t nb) {
     using T = Traits<F, kVnni>;
     constexpr size_t kXBytes = T::kMin ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
     constexpr int kXQs = T::kMin ? 4 : 2;
-    thread_local XPrep p;
-    p.xz.resize(size_t(nb)), p.nc.resize(size_t(nb)), p.dx.resize(size_t(nb)), p.sx.resize(size_t(nb));
+    uint8_t* mem = thread_scratch(kScratchMatvec, size_t(nb) * (64 + 64 + 8));
+    XPrep p;
+    p.xz = reinterpret_cast<__m512i*>(mem), p.nc = p.xz + nb;
+    p.dx = reinterpret_cast<float*>(p.nc + nb), p.sx = p.dx + nb;
     const __m512i xperm = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
     const __m512i off = T::kX16 ? _mm512_inserti64x4(_mm512_set1_epi8(char(T::kOffset)),
                                                      _mm256_set1_epi8(char(T::kOffset * 16)), 1)
@@ -125,11 +120,12 @@ const XPrep& prepare_x(const uint8_t* x, int64_t nb) {
         const __m256i x32 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + kXQs));
         const __m512i xz = T::kSplit ? _mm512_permutexvar_epi64(xperm, _mm512_castsi256_si512(x32))
                                      : _mm512_broadcast_i64x4(x32);
-        st(p.xz[size_t(i)], xz);
-        if constexpr (T::kOffset != 0) st(p.nc[size_t(i)], _mm512_sub_epi32(_mm512_setzero_si512(), dot_u8i8<kVnni>(off, xz)));
+        _mm512_store_si512(p.xz + i, xz);
+        if constexpr (T::kOffset != 0)
+            _mm512_store_si512(p.nc + i, _mm512_sub_epi32(_mm512_setzero_si512(), dot_u8i8<kVnni>(off, xz)));
         uint16_t h[2];
         std::memcpy(h, xb, 4);
-        p.dx[size_t(i)] = h2f(h[0]), p.sx[size_t(i)] = h2f(h[1]);
+        p.dx[i] = h2f(h[0]), p.sx[i] = h2f(h[1]);
     }
     return p;
 }
@@ -142,7 +138,7 @@ template <Fmt F, bool kVnni>
 void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, int64_t r0, int64_t r1) {
     using T = Traits<F, kVnni>;
     const int64_t nb = n / 32;
-    const XPrep& xp = prepare_x<F, kVnni>(static_cast<const uint8_t*>(xv), nb);
+    const XPrep xp = prepare_x<F, kVnni>(static_cast<const uint8_t*>(xv), nb);
     // Row r's product d_w·d_x sits in lane 2r of the converted scales (d, m interleaved);
     // indices >= 16 pick the /16 copy for kX16's high lanes.
     const int hi = T::kX16 ? 16 : 0;
@@ -151,7 +147,7 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
     const __m512i s23 = _mm512_add_epi32(s01, _mm512_set1_epi32(4));
     // Start the first groups' loads now: each call begins cold, and the loop below only
     // prefetches kPfGroups ahead of itself.
-    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(std::min(r1, r0 + 4 * int64_t(kPfGroups))) * rb; p < e;
+    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(r1 < r0 + 4 * int64_t(kPfGroups) ? r1 : r0 + 4 * int64_t(kPfGroups)) * rb; p < e;
          p += 64)
         _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
     int64_t r = r0;
@@ -167,15 +163,15 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
             const uint8_t* b0 = row + size_t(i) * T::kBytes;
             for (size_t o = 0; o < 4 * T::kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
             pf += 4 * T::kBytes;
-            const __m512i xz = ld(xp.xz[size_t(i)]);
+            const __m512i xz = _mm512_load_si512(xp.xz + i);
             __m128i dm = _mm_cvtsi32_si128(int(load_u32(b0)));
             dm = _mm_insert_epi32(dm, int(load_u32(b0 + rb)), 1);
             dm = _mm_insert_epi32(dm, int(load_u32(b0 + 2 * rb)), 2);
             dm = _mm_insert_epi32(dm, int(load_u32(b0 + 3 * rb)), 3);
             const __m256 dmf = _mm256_cvtph_ps(dm);  // d0 m0 d1 m1 d2 m2 d3 m3
-            const __m256 prod = _mm256_mul_ps(dmf, _mm256_set1_ps(xp.dx[size_t(i)]));
+            const __m256 prod = _mm256_mul_ps(dmf, _mm256_set1_ps(xp.dx[i]));
             if constexpr (T::kMin)  // m lanes: m·s + summs, the vec-dot's fused summs update
-                summs = _mm256_fmadd_ps(dmf, _mm256_set1_ps(xp.sx[size_t(i)]), summs);
+                summs = _mm256_fmadd_ps(dmf, _mm256_set1_ps(xp.sx[i]), summs);
             const __m512 p0 = _mm512_castps256_ps512(prod);
             const __m512 p1 = T::kX16 ? _mm512_castps256_ps512(_mm256_mul_ps(prod, _mm256_set1_ps(0.0625f))) : p0;
             const __m512i w01 = pair_codes<F, kVnni>(b0, b0 + rb), w23 = pair_codes<F, kVnni>(b0 + 2 * rb, b0 + 3 * rb);
@@ -185,11 +181,11 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
                 i01 = dot_u8i8<false>(_mm512_abs_epi8(w01), _mm512_mask_sub_epi8(xz, _mm512_movepi8_mask(w01), z, xz));
                 i23 = dot_u8i8<false>(_mm512_abs_epi8(w23), _mm512_mask_sub_epi8(xz, _mm512_movepi8_mask(w23), z, xz));
             } else if constexpr (T::kOffset != 0 && kVnni) {  // (q+off)·x - off·sum(x), exactly q·x
-                i01 = _mm512_dpbusd_epi32(ld(xp.nc[size_t(i)]), w01, xz);
-                i23 = _mm512_dpbusd_epi32(ld(xp.nc[size_t(i)]), w23, xz);
+                i01 = _mm512_dpbusd_epi32(_mm512_load_si512(xp.nc + i), w01, xz);
+                i23 = _mm512_dpbusd_epi32(_mm512_load_si512(xp.nc + i), w23, xz);
             } else if constexpr (T::kOffset != 0) {
-                i01 = _mm512_add_epi32(dot_u8i8<kVnni>(w01, xz), ld(xp.nc[size_t(i)]));
-                i23 = _mm512_add_epi32(dot_u8i8<kVnni>(w23, xz), ld(xp.nc[size_t(i)]));
+                i01 = _mm512_add_epi32(dot_u8i8<kVnni>(w01, xz), _mm512_load_si512(xp.nc + i));
+                i23 = _mm512_add_epi32(dot_u8i8<kVnni>(w23, xz), _mm512_load_si512(xp.nc + i));
             } else {
                 i01 = dot_u8i8<kVnni>(w01, xz);
                 i23 = dot_u8i8<kVnni>(w23, xz);

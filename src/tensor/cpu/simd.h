@@ -3,7 +3,8 @@
 // lookup functions that return nullptr for pairs it does not accelerate, so dispatch
 // (dispatch.cpp) falls back to the next lower level. Nothing here is inline code that
 // depends on target flags: an inline function compiled with -mavx512f in one file and
-// without in another would be one symbol to the linker, and the wrong copy could run.
+// without in another would be one symbol to the linker, and the wrong copy could run
+// (for the same reason the ISA files avoid out-of-line std templates; see thread_scratch).
 #pragma once
 
 #include "tensor/cpu/kernels.h"
@@ -14,6 +15,13 @@ VecDotFn scalar_vec_dot(DType wt, bool exact);
 VecDotFn avx2_vec_dot(DType wt);         // vec_dot_avx2.cpp (quantized pairs only)
 VecDotFn avx2_vec_dot_f32act(DType wt);  // vec_dot_f32act_avx2.cpp: exact mode
 VecDotFn avx512_vec_dot(DType wt, bool vnni);  // vec_dot_avx512.cpp (same numerics as AVX2)
+
+// Per-thread scratch memory, 64-byte aligned, kept between calls; `slot` tells the users in
+// one call apart (kScratch*). The ISA files take buffers from here rather than through
+// std::vector: a template instantiated in a file built with -mavx512f is an ordinary
+// weak symbol, and the linker may keep that copy for callers running on older CPUs.
+enum ScratchSlot { kScratchMatvec = 0, kScratchGemmTile = 1, kScratchF32Tile = 2, kScratchSlots = 3 };
+uint8_t* thread_scratch(ScratchSlot slot, size_t bytes);
 
 // Activation quantizers with the active ISA (same results as the reference quantizers).
 void quantize_row_q8_0_fast(const float* x, void* dst, int64_t n);
@@ -51,9 +59,16 @@ struct PackedTile {
 };
 // Unpacks rows [r0, r0 + n_rows) (n_rows <= kGemmRows; missing rows become zeros) into
 // *tile, whose buffers hold `nb` blocks. False for types without a GEMM path.
+// pack_weight_tile() uses the AVX2 version (gemm_avx2.cpp) where the CPU has it; both
+// produce the same bytes (matmul_test checks).
 bool gemm_packable(DType wt);
+void set_tile_format(DType wt, bool offset_q8, int64_t nb, PackedTile* tile);
 void pack_weight_tile(DType wt, bool offset_q8, const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
                       int64_t nb, PackedTile* tile);
+void pack_weight_tile_scalar(DType wt, bool offset_q8, const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
+                             int64_t nb, PackedTile* tile);
+void avx2_pack_weight_tile(DType wt, bool offset_q8, const uint8_t* w, size_t w_row_bytes, int64_t n_rows,
+                           int64_t nb, PackedTile* tile);
 
 // Sizes x->packed for x->n_rows tokens (Q8_0/Q8_1 acts), then fills tokens [t0, t1) of it
 // from x->buf. Threads may pack disjoint token ranges at once.

@@ -6,8 +6,9 @@
 // loop, and the table returns nullptr (dispatch uses AVX2). Decode runs through the
 // multi-row matvec (matvec_avx512.cpp); these serve vec_dot_fn() callers.
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() and trip
-// -Wmaybe-uninitialized inside immintrin.h; the pragma must precede the include.
+// -W(maybe-)uninitialized inside immintrin.h; the pragmas must precede the include.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cstring>
