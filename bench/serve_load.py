@@ -96,12 +96,41 @@ def run(args):
                     k = type(e).__name__
                     stats["errors"][k] = stats["errors"].get(k, 0) + 1
 
+    rss = []        # (requests finished so far, resident KiB) sampled from /proc
+    metrics = []    # (seconds, strata_requests_running, strata_kv_usage_ratio)
+    stop_sampling = threading.Event()
+
+    def sampler():
+        while not stop_sampling.wait(0.5):
+            if args.rss_pid:
+                try:
+                    with open(f"/proc/{args.rss_pid}/status") as f:
+                        kib = int(next(l for l in f if l.startswith("VmRSS")).split()[1])
+                    with lock:
+                        rss.append((stats["done"] + stats["disconnects"], kib))
+                except (OSError, StopIteration):
+                    pass
+            if args.sample_metrics:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=5)
+                    c.request("GET", "/metrics")
+                    text = c.getresponse().read().decode()
+                    c.close()
+                    vals = dict(l.split(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
+                    metrics.append((time.perf_counter() - t_start, float(vals.get("strata_requests_running", "nan")),
+                                    float(vals.get("strata_kv_usage_ratio", "nan"))))
+                except (OSError, http.client.HTTPException, ValueError):
+                    pass
+
     t_start = time.perf_counter()
+    sampler_thread = threading.Thread(target=sampler, daemon=True)
+    sampler_thread.start()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    stop_sampling.set()
     wall = time.perf_counter() - t_start
     out = {
         "clients": args.clients, "prompt_tokens": args.prompt_tokens, "max_tokens": args.max_tokens,
@@ -111,7 +140,19 @@ def run(args):
         "ttft_p50_ms": 1000 * pct(stats["ttft"], 50), "ttft_p99_ms": 1000 * pct(stats["ttft"], 99),
         "itl_p50_ms": 1000 * pct(stats["itl"], 50), "itl_p99_ms": 1000 * pct(stats["itl"], 99),
         "itl_mean_ms": 1000 * statistics.mean(stats["itl"]) if stats["itl"] else float("nan"),
+        "requests_started": stats["started"],
     }
+    if rss:
+        n_total = max(1, rss[-1][0])
+        first = [k for n, k in rss if n <= n_total * 0.1] or [rss[0][1]]
+        last = [k for n, k in rss if n >= n_total * 0.9] or [rss[-1][1]]
+        out["rss_kib_first_decile_median"] = statistics.median(first)
+        out["rss_kib_last_decile_median"] = statistics.median(last)
+        out["rss_kib_samples"] = rss[:: max(1, len(rss) // 200)]
+    if metrics:
+        out["max_requests_running"] = max(m[1] for m in metrics)
+        with open(args.sample_metrics, "w") as f:
+            json.dump(metrics, f)
     return out
 
 
@@ -128,6 +169,8 @@ def main():
     ap.add_argument("--model", default="")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="")
+    ap.add_argument("--rss-pid", type=int, default=0, help="sample this process's VmRSS")
+    ap.add_argument("--sample-metrics", default="", help="poll /metrics (Strata) and write samples here")
     args = ap.parse_args()
     out = run(args)
     print(json.dumps(out, indent=1))

@@ -275,9 +275,12 @@ void register_all() {
     }
     for (Isa isa : levels())
         for (int64_t b : {16, 64, 256})
-            RegisterBenchmark(("prefill_model/" + std::string(isa_name(isa)) + "/b" + std::to_string(b) + "/t2").c_str(),
-                              BM_model, isa, b, 2)
-                ->UseRealTime();
+            for (int th : {1, 2})
+                RegisterBenchmark(("prefill_model/" + std::string(isa_name(isa)) + "/b" + std::to_string(b) + "/t" +
+                                   std::to_string(th))
+                                      .c_str(),
+                                  BM_model, isa, b, th)
+                    ->UseRealTime();
 }
 
 }  // namespace

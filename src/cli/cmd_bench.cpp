@@ -63,7 +63,8 @@ double measure_bandwidth_gbs(int threads) {
 Command bench_command() {
     struct State {
         ModelOpts mo;
-        int n_prompt = 512, n_gen = 128, reps = 5, depth = 0;
+        int n_prompt = 512, n_gen = 128, reps = 5, depth = 0, batch = 1;
+        bool synthetic = false;
         std::string output = "md";
     };
     auto st = std::make_shared<State>();
@@ -77,12 +78,17 @@ Command bench_command() {
         app->add_option("-r,--repetitions", st->reps, "repetitions per test")->capture_default_str();
         app->add_option("-d,--depth", st->depth, "tokens already in the context before tg")->capture_default_str();
         app->add_option("-o,--output", st->output, "md or json")->capture_default_str();
+        app->add_option("-b,--batch", st->batch, "sequences decoded together in tg (one batched step each)")
+            ->capture_default_str();
+        app->add_flag("--synthetic-depth", st->synthetic,
+                      "fill the -d depth with random K/V instead of a prefill (fast; attention cost is the same)");
     };
     c.run = [st]() -> int {
         if (st->n_prompt < 0) return report("bench", invalid_input("-p: must be >= 0 (got {})", st->n_prompt));
         if (st->n_gen < 0) return report("bench", invalid_input("-n: must be >= 0 (got {})", st->n_gen));
         if (st->reps < 1) return report("bench", invalid_input("-r: must be >= 1 (got {})", st->reps));
         if (st->depth < 0) return report("bench", invalid_input("-d: must be >= 0 (got {})", st->depth));
+        if (st->batch < 1 || st->batch > 256) return report("bench", invalid_input("-b: must be in 1..256 (got {})", st->batch));
         if (st->output != "md" && st->output != "json")
             return report("bench", invalid_input("-o: unknown format \"{}\" (known: md, json)", st->output));
         ModelOpts mo = st->mo;
@@ -102,6 +108,7 @@ Command bench_command() {
         };
         using clock = std::chrono::steady_clock;
         std::vector<double> pp, tg;
+        std::vector<std::unique_ptr<model::Context>> extra;  // sequences 2..B of the tg test
         for (int rep = -1; rep < st->reps; ++rep) {  // rep -1 is the warm-up
             if (st->n_prompt > 0) {
                 l->ctx->truncate(0);
@@ -113,19 +120,40 @@ Command bench_command() {
                 if (rep >= 0) pp.push_back(st->n_prompt / s);
             }
             if (st->n_gen > 0) {
-                l->ctx->truncate(0);
-                if (st->depth > 0) {
-                    auto r = l->ctx->eval(random_tokens(st->depth));
-                    if (!r) return report("bench", r.error());
+                // B sequences (the first is l->ctx), each at depth d, advance one token per
+                // batched step.
+                while (int(extra.size()) + 1 < st->batch) {
+                    model::ContextParams cp;
+                    cp.n_ctx = l->ctx->n_ctx();
+                    cp.exact = mo.exact;
+                    cp.kv.k = mo.kv_k.empty() ? mo.kv : mo.kv_k;
+                    cp.kv.v = mo.kv_v.empty() ? mo.kv : mo.kv_v;
+                    cp.pool = &l->ctx->pool();
+                    auto c = model::Context::create(*l->model, cp);
+                    if (!c) return report("bench", c.error());
+                    extra.push_back(std::move(*c));
                 }
-                auto toks = random_tokens(st->n_gen);
+                std::vector<model::Context*> seqs = {l->ctx.get()};
+                for (auto& c : extra) seqs.push_back(c.get());
+                for (size_t b = 0; b < seqs.size(); ++b) {
+                    seqs[b]->truncate(0);
+                    if (st->depth > 0) {
+                        Status s = st->synthetic ? seqs[b]->append_synthetic_kv(st->depth, 1000 + b)
+                                                 : seqs[b]->eval(random_tokens(st->depth)).status();
+                        if (!s) return report("bench", s);
+                    }
+                }
+                std::vector<std::vector<int32_t>> toks;
+                for (size_t b = 0; b < seqs.size(); ++b) toks.push_back(random_tokens(st->n_gen));
+                std::vector<model::BatchItem> items(seqs.size());
                 auto t0 = clock::now();
-                for (int32_t t : toks) {
-                    auto r = l->ctx->eval(std::span<const int32_t>(&t, 1));
-                    if (!r) return report("bench", r.error());
+                for (int i = 0; i < st->n_gen; ++i) {
+                    for (size_t b = 0; b < seqs.size(); ++b)
+                        items[b] = {seqs[b], std::span<const int32_t>(&toks[b][size_t(i)], 1), false, {}};
+                    if (Status s = model::Context::eval_batch(items); !s) return report("bench", s);
                 }
                 const double s = std::chrono::duration<double>(clock::now() - t0).count();
-                if (rep >= 0) tg.push_back(st->n_gen / s);
+                if (rep >= 0) tg.push_back(double(st->n_gen) * double(seqs.size()) / s);
             }
         }
         const double bw = measure_bandwidth_gbs(threads);
@@ -138,12 +166,14 @@ Command bench_command() {
             j["model"] = l->model->path;
             j["threads"] = threads;
             j["mode"] = mode;
+            j["kv"] = mo.kv_k.empty() && mo.kv_v.empty() ? mo.kv : mo.kv_k + "/" + mo.kv_v;
+            j["kv_bytes_per_token"] = l->ctx->n_past() > 0 ? double(l->ctx->kv_cache().bytes()) / double(l->ctx->n_past()) : 0.0;
             j["isa"] = cpu::isa_name(cpu::active_isa());
             j["weight_bytes"] = l->model->weight_bytes();
             j["bandwidth_gbs"] = bw;
             if (!pp.empty()) j["pp"] = {{"n", st->n_prompt}, {"tps_mean", spp.mean}, {"tps_std", spp.stdev}, {"samples", pp}};
             if (!tg.empty())
-                j["tg"] = {{"n", st->n_gen}, {"depth", st->depth}, {"tps_mean", stg.mean}, {"tps_std", stg.stdev},
+                j["tg"] = {{"n", st->n_gen}, {"depth", st->depth}, {"batch", st->batch}, {"tps_mean", stg.mean}, {"tps_std", stg.stdev},
                            {"samples", tg}, {"gbs", tg_gbs}, {"bandwidth_share", tg_gbs / bw}};
             fmt::print("{}\n", j.dump(1));
         } else {
@@ -152,9 +182,10 @@ Command bench_command() {
                 fmt::print("| {} | {} | {} | {} | pp{} | {:.2f} ± {:.2f} |\n", l->model->path, threads, mode,
                            cpu::isa_name(cpu::active_isa()), st->n_prompt, spp.mean, spp.stdev);
             if (!tg.empty())
-                fmt::print("| {} | {} | {} | {} | tg{}{} | {:.2f} ± {:.2f} |\n", l->model->path, threads, mode,
+                fmt::print("| {} | {} | {} | {} | tg{}{}{} | {:.2f} ± {:.2f} |\n", l->model->path, threads, mode,
                            cpu::isa_name(cpu::active_isa()), st->n_gen,
-                           st->depth ? fmt::format(" @ d{}", st->depth) : "", stg.mean, stg.stdev);
+                           st->depth ? fmt::format(" @ d{}", st->depth) : "",
+                           st->batch > 1 ? fmt::format(" x b{}", st->batch) : "", stg.mean, stg.stdev);
             fmt::print("\nweights read per token: {:.1f} MB; measured read bandwidth ({} threads): {:.1f} GB/s\n",
                        weight_gb * 1e3, threads, bw);
             if (!tg.empty())

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 namespace strata::model {
 
@@ -46,6 +47,28 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, ContextPara
     c->kv_ = std::move(*kv);
     c->rope_theta_scale_ = std::pow(hp.rope_base, -2.0f / float(hp.n_rot));
     return c;
+}
+
+Status Context::append_synthetic_kv(int64_t n, uint64_t seed) {
+    const HParams& hp = model_.hp;
+    if (n < 0 || n_past_ + n > params_.n_ctx)
+        return out_of_range("synthetic KV: {} + {} positions exceed the context size {}", n_past_, n, params_.n_ctx);
+    const int64_t kv_dim = hp.n_head_kv * hp.head_dim, chunk = 256;
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> k(size_t(chunk * kv_dim)), v(k.size());
+    for (int64_t done = 0; done < n; done += chunk) {
+        const int64_t m = std::min(chunk, n - done);
+        for (int64_t l = 0; l < hp.n_layer; ++l) {
+            for (size_t i = 0; i < size_t(m * kv_dim); ++i) k[i] = nd(rng), v[i] = nd(rng);
+            if (Status s = kv_->layer(int(l)).append(k.data(), v.data(), m); !s) {
+                kv_->truncate(n_past_);
+                return s;
+            }
+        }
+        n_past_ += m;
+    }
+    return ok_status();
 }
 
 void Context::truncate(int64_t n) {

@@ -54,6 +54,10 @@ public:
 
     int64_t n_past() const { return n_past_; }
     int64_t n_ctx() const { return params_.n_ctx; }
+    // Benchmarks only: appends n positions of random unit-normal K and V to every layer's
+    // cache (no model compute), so decode speed at depth can be measured without paying
+    // for a long prefill. Advances n_past.
+    Status append_synthetic_kv(int64_t n, uint64_t seed);
     // Forgets cached positions >= n (n <= n_past).
     void truncate(int64_t n);
     const kv::KvCache& kv_cache() const { return *kv_; }

@@ -21,6 +21,9 @@ for name in $MODELS; do
         linear|task_arithmetic|ties|dare) margs=(--method $name --seed 1) ;;
         cat) margs=(--method task_arithmetic --rank 16) ;;
         dare_ties_s*) margs=(--method dare_ties --seed ${name#dare_ties_s}) ;;
+        tada_*_l2) mode=${name#tada_}; mode=${mode%_l2}
+                   margs=(--method tada --tada-mode $mode --lambda 2 --calib $D/calib.jsonl) ;;
+        linear_l2) margs=(--method linear --lambda 2) ;;
         tada_*) margs=(--method tada --tada-mode ${name#tada_} --calib $D/calib.jsonl --gates-out $M/gates_${name#tada_}.tsv) ;;
       esac
       $BIN merge -t $TH -q --adapter $T --adapter $DOM -o $M/$name "${margs[@]}" 2>>$M/merge.log

@@ -22,6 +22,8 @@ namespace {
 
 // Below this many activation values a pool round-trip costs more than quantizing.
 constexpr int64_t kParallelPrepValues = 8192;
+// Token pairs per GEMM chunk (see gemm_range).
+constexpr int64_t kPairsPerChunk = 128;
 
 struct ScratchBuffers {
     struct Buf {
@@ -57,11 +59,16 @@ void gemm_range(GemmTileFn fn, bool offset_q8, DType wt, const uint8_t* w, size_
                 const Acts& x, float* y, int64_t ldy, int64_t tile0, int64_t tile1, int64_t p0, int64_t p1) {
     const int64_t nb = x.n_cols / 32;
     PackedTile t = tile_buffer(nb);
-    for (int64_t tile = tile0; tile < tile1; ++tile) {
-        const int64_t row0 = tile * kGemmRows;
-        const int rows = int(std::min<int64_t>(kGemmRows, n_rows - row0));
-        pack_weight_tile(wt, offset_q8, w + size_t(row0) * rb, rb, rows, nb, &t);
-        fn(t, x.packed, p0, p1, y, ldy, row0, rows);
+    // Token chunks outermost: a chunk's activations (<= 256 tokens x 1-2 KB) stay in L2
+    // while every row tile streams past; each tile is re-packed once per chunk.
+    for (int64_t c0 = p0; c0 < p1; c0 += kPairsPerChunk) {
+        const int64_t c1 = std::min(p1, c0 + kPairsPerChunk);
+        for (int64_t tile = tile0; tile < tile1; ++tile) {
+            const int64_t row0 = tile * kGemmRows;
+            const int rows = int(std::min<int64_t>(kGemmRows, n_rows - row0));
+            pack_weight_tile(wt, offset_q8, w + size_t(row0) * rb, rb, rows, nb, &t);
+            fn(t, x.packed, c0, c1, y, ldy, row0, rows);
+        }
     }
 }
 

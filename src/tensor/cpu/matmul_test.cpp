@@ -1,6 +1,6 @@
 // matmul() tests across kernel families: batch-1 matvec, the packed-tile GEMM for
 // batches > 1 and the vec-dot fallback, at every ISA level, for row counts that are and
-// are not multiples of the 4-row tile, batches 1, 2, 3, 7 and 64, and 1-3 threads.
+// are not multiples of the 4-row tile, batches 1, 2, 3, 7, 64 and 301, and 1-3 threads.
 //
 // Tolerances: in the default (8-bit activation) mode every output must equal the vec-dot
 // of the same ISA level on the same quantized activations exactly (the batched kernels
@@ -85,7 +85,7 @@ TEST_P(Matmul, AllPathsMatchVecDotAndReference) {
     std::mt19937 rng(99);
     ThreadPool pool1(1), pool2(2), pool3(3);
     for (int64_t rows : {1, 3, 4, 5, 13, 67}) {
-        for (int64_t batch : {1, 2, 3, 7, 64}) {
+        for (int64_t batch : {1, 2, 3, 7, 64, 301}) {  // 301: more than one 256-token chunk
             const Problem p = make_problem(t, rows, cols, batch, rng);
             const size_t ny = size_t(batch * rows);
             std::vector<double> ref(ny), mag(ny), refq(ny), tolq(ny);

@@ -99,8 +99,8 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
     }
     // Software prefetch kPfGroups groups ahead, as in matvec_avx512.cpp (the hardware
     // prefetcher trains too late on four short row streams per group).
-    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(r1 < r0 + R * int64_t(kPfGroups) ? r1 : r0 + R * int64_t(kPfGroups)) * rb; p < e;
-         p += 64)
+    const int64_t warm_end = r1 < r0 + R * int64_t(kPfGroups) ? r1 : r0 + R * int64_t(kPfGroups);
+    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(warm_end) * rb; p < e; p += 64)
         _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
     int64_t r = r0;
     for (; r + R <= r1; r += R) {

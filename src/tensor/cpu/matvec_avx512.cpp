@@ -147,8 +147,8 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
     const __m512i s23 = _mm512_add_epi32(s01, _mm512_set1_epi32(4));
     // Start the first groups' loads now: each call begins cold, and the loop below only
     // prefetches kPfGroups ahead of itself.
-    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(r1 < r0 + 4 * int64_t(kPfGroups) ? r1 : r0 + 4 * int64_t(kPfGroups)) * rb; p < e;
-         p += 64)
+    const int64_t warm_end = r1 < r0 + 4 * int64_t(kPfGroups) ? r1 : r0 + 4 * int64_t(kPfGroups);
+    for (const uint8_t *p = w + size_t(r0) * rb, *e = w + size_t(warm_end) * rb; p < e; p += 64)
         _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
@@ -195,16 +195,15 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
         }
         alignas(32) float sm[8];
         _mm256_store_ps(sm, summs);
+        // Lanes of row k (128-bit quarters q0 q1 q2 q3): split layout a = q0+q2, b = q1+q3;
+        // Q8_0 layout a = q0+q1, b = q2+q3. (Immediates must be literal for -O0 builds.)
+        const __m128 q[8] = {_mm512_extractf32x4_ps(acc01, 0), _mm512_extractf32x4_ps(acc01, 1),
+                             _mm512_extractf32x4_ps(acc01, 2), _mm512_extractf32x4_ps(acc01, 3),
+                             _mm512_extractf32x4_ps(acc23, 0), _mm512_extractf32x4_ps(acc23, 1),
+                             _mm512_extractf32x4_ps(acc23, 2), _mm512_extractf32x4_ps(acc23, 3)};
         for (int k = 0; k < 4; ++k) {
-            const __m512 acc = k < 2 ? acc01 : acc23;
-            const int h = k & 1;
-            __m128 lo, hi4;
-            if constexpr (T::kSplit) {
-                lo = _mm512_extractf32x4_ps(acc, 0 + h), hi4 = _mm512_extractf32x4_ps(acc, 2 + h);
-            } else {
-                lo = _mm512_extractf32x4_ps(acc, 2 * h), hi4 = _mm512_extractf32x4_ps(acc, 2 * h + 1);
-            }
-            float v = hsum_parts(lo, hi4);
+            const int base = 4 * (k / 2), h = k & 1;
+            float v = T::kSplit ? hsum_parts(q[base + h], q[base + 2 + h]) : hsum_parts(q[base + 2 * h], q[base + 2 * h + 1]);
             if constexpr (T::kMin) v += sm[2 * k + 1];
             y[r + k] = v;
         }
