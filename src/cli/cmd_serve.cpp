@@ -42,6 +42,11 @@ Command serve_command() {
             return report("serve", invalid_input("--port: must be in 0..65535 (got {})", st->so.port));
         if (st->kv_budget_mb < 0) return report("serve", invalid_input("--kv-budget-mb: must be >= 0"));
         if (st->max_queue < 1) return report("serve", invalid_input("--max-queue: must be >= 1"));
+        // Adapters in the server must be per request (and part of the prefix-cache key);
+        // until then refuse rather than silently serve the base model.
+        if (!st->mo.lora.empty())
+            return report("serve", invalid_input("--lora: not supported by serve yet; bake the adapter in with "
+                                                 "`strata export` and serve the merged model"));
         ModelOpts mo = st->mo;
         if (mo.ctx == 0) mo.ctx = 16;  // the per-request contexts live in the engine
         auto l = load(mo);

@@ -10,8 +10,8 @@ Paired bootstrap: 10 000 resamples of (seed, question) pairs of the per-item dif
 import argparse, json, os, random, statistics
 
 SETS = ["m1_test", "m2", "m3"]
-ORDER = ["base", "T", "D", "linear", "task_arithmetic", "cat", "ties", "dare", "dare_ties", "tada_full",
-         "tada_gating_only", "tada_subspace_only", "tada_ramp", "tada_full_dense"]
+ORDER = ["base", "T", "D", "linear", "linear_l2", "task_arithmetic", "cat", "ties", "dare", "dare_ties", "tada_full",
+         "tada_gating_only", "tada_subspace_only", "tada_ramp", "tada_full_dense", "tada_full_l2"]
 
 
 def load(path):
@@ -75,14 +75,15 @@ def main():
         agg = lambda st: f"{mean([mean(v) for v in r[st].values()]):.3f}" if st in r else "-"
         print(f"| {name} | " + " | ".join(per_seed) + f" | {agg('m1_test')} | {agg('m2')} | {agg('m3')} | {agg('m4')} |")
     print()
-    if "tada_full" in res:
-        print("Paired bootstrap on M1 (tada_full minus X), 10 000 resamples over questions x seeds:")
+    for ref in ("tada_full", "tada_full_l2"):
+        if ref not in res: continue
+        print(f"Paired bootstrap on M1 ({ref} minus X), 10 000 resamples over questions x seeds:")
         print("| X | diff | 95% CI | seeds |")
         print("|---|---|---|---|")
         for name in ORDER:
-            if name == "tada_full" or name not in res: continue
-            common = [s for s in seeds if s in res[name].get("m1_test", {}) and s in res["tada_full"]["m1_test"]]
-            d = [x - y for s in common for x, y in zip(res["tada_full"]["m1_test"][s], res[name]["m1_test"][s])]
+            if name == ref or name not in res: continue
+            common = [s for s in seeds if s in res[name].get("m1_test", {}) and s in res[ref]["m1_test"]]
+            d = [x - y for s in common for x, y in zip(res[ref]["m1_test"][s], res[name]["m1_test"][s])]
             if not d: continue
             m, lo, hi = bootstrap(d)
             print(f"| {name} | {m:+.3f} | [{lo:+.3f}, {hi:+.3f}] | {len(common)} |")
@@ -104,11 +105,11 @@ def main():
         prof[s] = (zl, gl, spearman(list(range(L)), zl), mean(zl[-third:]) - mean(zl[:third]))
     if prof:
         print("Depth profile: z(l) = mean over projections of p_D / (p_T + p_D)")
-        print("| seed | Spearman rho(l, z) | mean z top third - bottom third | z(0) | z(L-1) |")
-        print("|---|---|---|---|---|")
+        print("| seed | Spearman rho(l, z) | mean z top third - bottom third | z(0) | z(L-1) | g_T max / min (layer means) |")
+        print("|---|---|---|---|---|---|")
         for s, (zl, gl, rho, gap) in prof.items():
-            print(f"| {s} | {rho:+.3f} | {gap:+.4f} | {zl[0]:.4f} | {zl[-1]:.4f} |")
-        print(f"| mean | {mean([p[2] for p in prof.values()]):+.3f} | {mean([p[3] for p in prof.values()]):+.4f} | | |")
+            print(f"| {s} | {rho:+.3f} | {gap:+.4f} | {zl[0]:.4f} | {zl[-1]:.4f} | {max(gl):.3f} / {min(gl):.3f} |")
+        print(f"| mean | {mean([p[2] for p in prof.values()]):+.3f} | {mean([p[3] for p in prof.values()]):+.4f} | | | |")
     try:
         import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
     except ImportError:
