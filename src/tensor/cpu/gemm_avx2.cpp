@@ -9,17 +9,13 @@
 #include <cstring>
 
 #include "tensor/cpu/simd.h"
+#include "tensor/cpu/x86_common-inl.h"
 
 namespace strata::cpu {
 
 namespace {
 
-inline float hsum8(__m256 v) {  // ggml's hsum_float_8 order
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
+using x86::hsum8;
 
 inline __m256i dot_u8i8(__m256i a, __m256i b) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));

@@ -16,17 +16,13 @@
 #include <immintrin.h>
 
 #include "tensor/cpu/simd.h"
+#include "tensor/cpu/x86_common-inl.h"
 
 namespace strata::cpu {
 
 namespace {
 
-inline float hsum8(__m256 v) {  // ggml's hsum_float_8 order
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
+using x86::hsum8;
 
 inline __m256 half(__m512 v, int h) {
     return h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)) : _mm512_castps512_ps256(v);

@@ -9,19 +9,14 @@
 #include <cstring>
 
 #include "tensor/cpu/simd.h"
+#include "tensor/cpu/x86_common-inl.h"
 
 namespace strata::cpu {
 
 namespace {
 
-inline float hsum(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+using x86::h2f;
+using x86::hsum8;
 
 // 32 byte codes -> 4x8 floats: d·code + m (m = 0 for symmetric formats).
 inline void store_block(__m256i q, bool is_signed, float d, float m, float* out) {
@@ -108,7 +103,7 @@ void pass(const float* wf, int64_t cols, const float* x, int64_t t0, float* y, i
     }
     for (int r = 0; r < rows; ++r)
         for (int t = 0; t < T; ++t) {
-            float s = hsum(acc[r][t]);
+            float s = hsum8(acc[r][t]);
             for (int64_t j = k; j < cols; ++j) s += wf[r * cols + j] * x[(t0 + t) * cols + j];
             y[(t0 + t) * ldy + row0 + r] = s;
         }

@@ -9,24 +9,15 @@
 #include <cstring>
 
 #include "tensor/cpu/simd.h"
+#include "tensor/cpu/x86_common-inl.h"
 
 namespace strata::cpu {
 
 namespace {
 
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-inline uint32_t load_u32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-
-inline float hsum(__m256 v) {  // ggml's hsum_float_8 order
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
+using x86::h2f;
+using x86::hsum8;
+using x86::load_u32;
 
 inline __m256i dot_u8i8(__m256i a, __m256i b) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
@@ -135,7 +126,7 @@ void matvec(int64_t n, const uint8_t* w, size_t rb, const void* xv, float* y, in
         }
         alignas(32) float sm[8];
         _mm256_store_ps(sm, summs);
-        for (int k = 0; k < R; ++k) y[r + k] = T::kMin ? hsum(acc[k]) + sm[2 * k + 1] : hsum(acc[k]);
+        for (int k = 0; k < R; ++k) y[r + k] = T::kMin ? hsum8(acc[k]) + sm[2 * k + 1] : hsum8(acc[k]);
     }
     if (r < r1) {
         const DType wt = F == Fmt::kQ4_0 ? DType::Q4_0 : F == Fmt::kQ4_1 ? DType::Q4_1 : F == Fmt::kQ5_0 ? DType::Q5_0

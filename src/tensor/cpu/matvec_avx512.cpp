@@ -20,17 +20,14 @@
 #include <cstring>
 
 #include "tensor/cpu/simd.h"
+#include "tensor/cpu/x86_common-inl.h"
 
 namespace strata::cpu {
 
 namespace {
 
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-inline uint32_t load_u32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
+using x86::h2f;
+using x86::load_u32;
 
 enum class Fmt { kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ8_0 };
 

@@ -6,27 +6,18 @@
 #include <cstring>
 
 #include "tensor/cpu/simd.h"
+#include "tensor/cpu/x86_common-inl.h"
 
 namespace strata::cpu {
 
 namespace {
 
-inline float hsum(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+using x86::h2f;
+using x86::hsum8;
+using x86::q5_high_bits;
+using x86::unpack_nibbles;
 
 // 32 nibbles -> 32 bytes in [0,15], low nibbles first (ggml element order).
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-}
 
 // Sum of unsigned(a) * signed(b) over 32 bytes as 8 int32 lanes.
 inline __m256i dot_u8_i8(__m256i a, __m256i b) {
@@ -53,7 +44,7 @@ float dot_q4_1_q8_1(int64_t n, const void* w, const void* x) {
         const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(qa, qb)), acc);
     }
-    return hsum(acc) + summs;
+    return hsum8(acc) + summs;
 }
 
 float dot_q4_0_q8_0(int64_t n, const void* w, const void* x) {
@@ -66,20 +57,10 @@ float dot_q4_0_q8_0(int64_t n, const void* w, const void* x) {
         const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qa, qb)), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 // Expands the 32 high bits of a Q5 block into 0x10 per set bit.
-inline __m256i q5_high_bits(const uint8_t* qh) {
-    uint32_t h;
-    std::memcpy(&h, qh, 4);
-    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
-                                            0x0202020202020202, 0x0303030303030303);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(int(h)), shuf);
-    const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
-    bytes = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-    return _mm256_and_si256(bytes, _mm256_set1_epi8(0x10));
-}
 
 float dot_q5_0_q8_0(int64_t n, const void* w, const void* x) {
     auto* a = static_cast<const BlockQ5_0*>(w);
@@ -92,7 +73,7 @@ float dot_q5_0_q8_0(int64_t n, const void* w, const void* x) {
         const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qa, qb)), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 float dot_q5_1_q8_1(int64_t n, const void* w, const void* x) {
@@ -107,7 +88,7 @@ float dot_q5_1_q8_1(int64_t n, const void* w, const void* x) {
         const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(qa, qb)), acc);
     }
-    return hsum(acc) + summs;
+    return hsum8(acc) + summs;
 }
 
 float dot_q8_0_q8_0(int64_t n, const void* w, const void* x) {
@@ -120,7 +101,7 @@ float dot_q8_0_q8_0(int64_t n, const void* w, const void* x) {
         const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qa, qb)), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 float dot_f32(int64_t n, const void* w, const void* x) {
@@ -132,7 +113,7 @@ float dot_f32(int64_t n, const void* w, const void* x) {
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
         acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
     }
-    float s = hsum(_mm256_add_ps(acc0, acc1));
+    float s = hsum8(_mm256_add_ps(acc0, acc1));
     for (; i < n; ++i) s += a[i] * b[i];
     return s;
 }
@@ -147,7 +128,7 @@ float dot_f16_f16(int64_t n, const void* w, const void* x) {
         const __m256 vb = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)));
         acc = _mm256_fmadd_ps(va, vb, acc);
     }
-    float s = hsum(acc);
+    float s = hsum8(acc);
     for (; i < n; ++i) s += h2f(a[i]) * h2f(b[i]);
     return s;
 }

@@ -14,24 +14,15 @@
 #include <cstring>
 
 #include "tensor/cpu/simd.h"
+#include "tensor/cpu/x86_common-inl.h"
 
 namespace strata::cpu {
 
 namespace {
 
-inline float hsum(__m256 v) {  // ggml's hsum_float_8 order
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
-}
+using x86::h2f;
+using x86::hsum8;
+using x86::unpack_nibbles;
 
 inline __m256i add_high(__m256i v, const uint8_t* qh) {  // bit j of qh -> +0x10 in byte j
     uint32_t h;
@@ -55,7 +46,7 @@ float dot_q4_0(int64_t n, const void* w, const void* x) {
         const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_offset(unpack_nibbles(a[i].qs), qb, 8)), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 float dot_q5_0(int64_t n, const void* w, const void* x) {
@@ -68,7 +59,7 @@ float dot_q5_0(int64_t n, const void* w, const void* x) {
         const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_offset(qa, qb, 16)), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 float dot_q5_1(int64_t n, const void* w, const void* x) {
@@ -83,7 +74,7 @@ float dot_q5_1(int64_t n, const void* w, const void* x) {
         const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(qa, qb)), acc);
     }
-    return hsum(acc) + _mm_cvtss_f32(summs);
+    return hsum8(acc) + _mm_cvtss_f32(summs);
 }
 
 float dot_q8_0(int64_t n, const void* w, const void* x) {
@@ -97,7 +88,7 @@ float dot_q8_0(int64_t n, const void* w, const void* x) {
         const __m256i ip = dot_u8i8(_mm256_sign_epi8(qa, qa), _mm256_sign_epi8(qb, qa));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(ip), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 }  // namespace

@@ -7,18 +7,16 @@
 #include <cstring>
 
 #include "tensor/cpu/simd.h"
+#include "tensor/cpu/x86_common-inl.h"
 
 namespace strata::cpu {
 
 namespace {
 
-inline float hsum(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+using x86::h2f;
+using x86::hsum8;
+using x86::q5_high_bits;
+using x86::unpack_nibbles;
 
 // 32 unsigned/signed byte codes in element order -> sum_k code_k * x_k (8 lanes), and the
 // 8-lane partial sum of x.
@@ -43,22 +41,6 @@ inline __m256 dot_codes_i8(__m256i q, const float* x) {
     return s;
 }
 
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
-}
-
-inline __m256i q5_high_bits(const uint8_t* qh) {
-    uint32_t h;
-    std::memcpy(&h, qh, 4);
-    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202,
-                                            0x0303030303030303);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(int(h)), shuf);
-    const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
-    bytes = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-    return _mm256_and_si256(bytes, _mm256_set1_epi8(0x10));
-}
-
 float f32act_q4_1(int64_t n, const void* w, const void* xv) {
     auto* a = static_cast<const BlockQ4_1*>(w);
     auto* x = static_cast<const float*>(xv);
@@ -69,7 +51,7 @@ float f32act_q4_1(int64_t n, const void* w, const void* xv) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d)), s, acc);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].m)), xs, accm);
     }
-    return hsum(_mm256_add_ps(acc, accm));
+    return hsum8(_mm256_add_ps(acc, accm));
 }
 
 float f32act_q4_0(int64_t n, const void* w, const void* xv) {
@@ -80,7 +62,7 @@ float f32act_q4_0(int64_t n, const void* w, const void* xv) {
         const __m256i q = _mm256_sub_epi8(unpack_nibbles(a[i].qs), _mm256_set1_epi8(8));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d)), dot_codes_i8(q, x), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 float f32act_q5_0(int64_t n, const void* w, const void* xv) {
@@ -92,7 +74,7 @@ float f32act_q5_0(int64_t n, const void* w, const void* xv) {
         q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d)), dot_codes_i8(q, x), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 float f32act_q5_1(int64_t n, const void* w, const void* xv) {
@@ -106,7 +88,7 @@ float f32act_q5_1(int64_t n, const void* w, const void* xv) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d)), s, acc);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].m)), xs, accm);
     }
-    return hsum(_mm256_add_ps(acc, accm));
+    return hsum8(_mm256_add_ps(acc, accm));
 }
 
 float f32act_q8_0(int64_t n, const void* w, const void* xv) {
@@ -117,7 +99,7 @@ float f32act_q8_0(int64_t n, const void* w, const void* xv) {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d)), dot_codes_i8(q, x), acc);
     }
-    return hsum(acc);
+    return hsum8(acc);
 }
 
 float f32act_f16(int64_t n, const void* w, const void* xv) {
@@ -128,7 +110,7 @@ float f32act_f16(int64_t n, const void* w, const void* xv) {
     for (; i + 8 <= n; i += 8)
         acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i))),
                               _mm256_loadu_ps(x + i), acc);
-    float s = hsum(acc);
+    float s = hsum8(acc);
     for (; i < n; ++i) s += h2f(a[i]) * x[i];
     return s;
 }
