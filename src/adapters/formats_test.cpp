@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "adapters/test_util.h"
 #include "adapters/gguf_lora.h"
 #include "adapters/peft.h"
 #include "adapters/safetensors.h"
@@ -15,16 +16,7 @@
 namespace strata::adapters {
 namespace {
 
-ModelShape shape() {
-    ModelShape s;
-    s.n_layer = 2;
-    s.n_embd = 8;
-    s.n_ff = 12;
-    s.n_head = 2;
-    s.n_head_kv = 1;
-    s.head_dim = 4;
-    return s;
-}
+ModelShape shape() { return testing::small_shape(); }
 
 std::vector<uint8_t> raw(const std::string& header, size_t data_bytes) {
     std::vector<uint8_t> b(8 + header.size() + data_bytes, 0);

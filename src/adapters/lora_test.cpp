@@ -2,22 +2,14 @@
 // shape checks with exact messages, dense deltas, and the --lora FILE[:SCALE] syntax.
 #include <gtest/gtest.h>
 
+#include "adapters/test_util.h"
 #include "adapters/load.h"
 #include "adapters/lora.h"
 
 namespace strata::adapters {
 namespace {
 
-ModelShape small_shape() {
-    ModelShape s;
-    s.n_layer = 2;
-    s.n_embd = 8;
-    s.n_ff = 12;
-    s.n_head = 2;
-    s.n_head_kv = 1;
-    s.head_dim = 4;
-    return s;
-}
+using testing::small_shape;
 
 TEST(Permutation, MatchesConverterFormula) {
     // 2 heads of 4 rows, one column holding the HF row index.

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "adapters/test_util.h"
 #include "adapters/merge.h"
 #include "adapters/merge/sparsify.h"
 
@@ -26,18 +27,7 @@ LoraModule as_lora(const std::vector<std::vector<float>>& m) {
     return l;
 }
 
-LoraModule random_lora(int64_t d_out, int64_t d_in, int64_t r, uint64_t seed, float scale = 1.f) {
-    std::mt19937_64 g(seed);
-    std::normal_distribution<float> n(0.f, 1.f);
-    LoraModule l;
-    l.d_out = d_out;
-    l.d_in = d_in;
-    l.rank = r;
-    l.scale = scale;
-    for (int64_t i = 0; i < r * d_in; ++i) l.a.push_back(n(g));
-    for (int64_t i = 0; i < d_out * r; ++i) l.b.push_back(n(g));
-    return l;
-}
+using testing::random_lora;
 
 std::vector<float> dense_of(const Factors& f, int64_t d_out, int64_t d_in) {
     LoraModule m;
