@@ -7,9 +7,10 @@ PRESET  ?= release
 BUILD   := build
 APT_PKGS := build-essential cmake pkg-config python3 python3-pip python3-venv \
             libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev \
-            libcli11-dev libfmt-dev libicu-dev libeigen3-dev libssl-dev zlib1g-dev libbrotli-dev
+            libcli11-dev libfmt-dev libicu-dev libeigen3-dev libssl-dev zlib1g-dev libbrotli-dev \
+            bible-kjv bible-kjv-text
 
-.PHONY: all deps model build run test clean bench venv
+.PHONY: all deps model kvtext build run test clean bench venv
 
 all: build
 
@@ -24,6 +25,11 @@ deps:
 model:
 	@tools/fetch_model.sh
 
+# KV-cache evaluation text (docs/kv-cache.md): KJV Genesis-Leviticus from Debian's bible-kjv.
+KVTEXT := models/kv-eval-kjv.txt
+kvtext: deps
+	@[ -s $(KVTEXT) ] || tools/fetch_kv_eval_text.sh $(KVTEXT)
+
 build: deps
 	cmake --preset $(PRESET) >/dev/null
 	cmake --build --preset $(PRESET) -j $(THREADS)
@@ -37,7 +43,7 @@ venv:
 	@[ -x .venv/bin/python ] || python3 -m venv .venv
 	@.venv/bin/python -c "import openai" 2>/dev/null || .venv/bin/pip install -q "$(OPENAI_PIN)"
 
-test: build model venv
+test: build model kvtext venv
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
 clean:

@@ -9,11 +9,16 @@ set -euo pipefail
 OUT=${1:-models/kv-eval-kjv.txt}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-(cd "$TMP" && apt-get download bible-kjv bible-kjv-text >/dev/null 2>&1) ||
-  { echo "apt-get download bible-kjv bible-kjv-text failed (needs Debian apt sources)"; exit 1; }
-for f in "$TMP"/*.deb; do dpkg-deb -x "$f" "$TMP/root"; done
+if [[ -x /usr/bin/bible && -f /usr/lib/bible.data ]]; then   # installed by `make deps`
+  BIBLE=/usr/bin/bible; DATA=/usr/lib
+else                                                         # unpack without installing
+  (cd "$TMP" && apt-get download bible-kjv bible-kjv-text >/dev/null 2>&1) ||
+    { echo "apt-get download bible-kjv bible-kjv-text failed (needs Debian apt sources; 'make deps' installs them)"; exit 1; }
+  for f in "$TMP"/*.deb; do dpkg-deb -x "$f" "$TMP/root"; done
+  BIBLE=$TMP/root/usr/bin/bible; DATA=$TMP/root/usr/lib
+fi
 mkdir -p "$(dirname "$OUT")"
-"$TMP/root/usr/bin/bible" -p "$TMP/root/usr/lib" "gen1:1-50:26" "exo1:1-40:38" "lev1:1-27:34" |
+"$BIBLE" -p "$DATA" "gen1:1-50:26" "exo1:1-40:38" "lev1:1-27:34" |
   python3 -c '
 import re, sys
 paras, cur = [], []

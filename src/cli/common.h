@@ -62,5 +62,6 @@ Command lora_eval_command();
 Command merge_command();
 Command export_command();
 Command serve_command();
+Command kv_error_command();
 
 }  // namespace strata::cli

@@ -188,6 +188,9 @@ Status Context::eval_batch(std::span<BatchItem> items) {
                 return st;
             }
             cache.attend(&q_[size_t(off[b] * q_dim)], nb, &att_[size_t(off[b] * q_dim)], kv::AttendOpts{&pool, exact});
+            for (AttentionHook* h : c.attention_hooks_)
+                h->after_attention(int(l), &q_[size_t(off[b] * q_dim)], &k_[size_t(off[b] * kv_dim)],
+                                   &v_[size_t(off[b] * kv_dim)], &att_[size_t(off[b] * q_dim)], nb, c.n_past_);
         }
         matmul(L.wo, att_.data(), n, h_.data(), off);
         for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] += h_[size_t(i)];

@@ -63,9 +63,11 @@ public:
     const kv::KvCache& kv_cache() const { return *kv_; }
     void add_hook(LayerHook* hook) { hooks_.push_back(hook); }
     void add_matmul_hook(MatmulHook* hook) { matmul_hooks_.push_back(hook); }
+    void add_attention_hook(AttentionHook* hook) { attention_hooks_.push_back(hook); }
     void clear_hooks() {
         hooks_.clear();
         matmul_hooks_.clear();
+        attention_hooks_.clear();
     }
     const Model& model() const { return model_; }
     ThreadPool& pool() { return *pool_; }
@@ -82,6 +84,7 @@ private:
     float rope_theta_scale_ = 1.f;  // base^(-2/n_rot)
     std::vector<LayerHook*> hooks_;
     std::vector<MatmulHook*> matmul_hooks_;
+    std::vector<AttentionHook*> attention_hooks_;
     cpu::Acts acts_;
     std::vector<float> logits_;
     std::vector<float> logits_batch_;  // stacked logits of a batched step

@@ -21,6 +21,17 @@ public:
     virtual void after_matmul(const Weight& w, const float* x, int64_t n, float* y) = 0;
 };
 
+// Called once per sequence and layer after attention, read-only: q [n][n_head*head_dim] and
+// k, v [n][n_head_kv*head_dim] post-RoPE (what the KV cache was given), att [n][n_head*head_dim]
+// the attention output before W_o, for positions pos0 .. pos0 + n - 1. Used by evaluation
+// tools (e.g. `strata kv-error`: static vs accumulated attention error of a KV format).
+class AttentionHook {
+public:
+    virtual ~AttentionHook() = default;
+    virtual void after_attention(int layer, const float* q, const float* k, const float* v, const float* att,
+                                 int64_t n, int64_t pos0) = 0;
+};
+
 class LayerHook {
 public:
     virtual ~LayerHook() = default;
