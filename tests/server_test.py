@@ -185,6 +185,28 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(self.c.models.list().data[0].id, "strata")
 
 
+class PreemptionTest(unittest.TestCase):
+    def test_pages_running_out_preempt_and_requeue(self):
+        # 300 tokens of f16 KV: two short prompts are admitted together, but their 200-token
+        # answers cannot both fit, so the newer one is preempted, re-queued and finished later.
+        srv = ServerProcess("--parallel", "2", "--ctx", "512", "--kv-budget-mb", str(300 * 23040 / 2**20))
+        try:
+            c = srv.client(max_retries=0)
+
+            def one(i):
+                r = c.completions.create(model="strata", prompt=f"Story number {i}:", max_tokens=200,
+                                         temperature=0, extra_body={"ignore_eos": True})
+                return r.usage.completion_tokens, r.choices[0].finish_reason, len(r.choices[0].text)
+            with cf.ThreadPoolExecutor(3) as ex:
+                results = list(ex.map(one, range(3)))
+            self.assertEqual([(n, f) for n, f, _ in results], [(200, "length")] * 3)
+            self.assertTrue(all(chars > 0 for _, _, chars in results))
+            self.assertGreaterEqual(srv.metric("preemptions_total"), 1)
+            self.assertEqual(srv.metric("requests_finished_total"), 3)
+        finally:
+            srv.stop()
+
+
 class BudgetTest(unittest.TestCase):
     def test_budget_exhaustion_queues_and_429(self):
         # 23040 B/token (f16) x 300 tokens ~ 6.6 MiB: one 200+64-token request at a time.

@@ -1,17 +1,26 @@
 // `strata bench`: llama-bench's measurements in its vocabulary. pp<N>: one batched eval
 // of N tokens on a fresh context; tg<N>: N single-token evals after an optional depth
 // prefill (-d). Each test runs -r times (after one warm-up) and reports tokens/s mean and
-// standard deviation, plus the memory bandwidth this machine sustains (a multi-threaded
-// streaming read, measured here) and the share of it that decode achieves:
-// weight bytes per token x tokens/s / bandwidth.
+// standard deviation (and median, min, max in JSON), plus the memory bandwidth this
+// machine sustains (a multi-threaded streaming read, measured here) and the share of it
+// that decode achieves: weight bytes per token x tokens/s / bandwidth.
+// --kv-compare A,B,...: the tg test for several KV formats in one process, B sequences
+// per format filled once to depth -d, rounds alternating the format order (round r starts
+// at format r mod n) so drift in machine load hits every format alike; reports per format
+// the median tokens/s, min-max, and the median over rounds of the ratio to the first
+// format measured in the same round; the same from process CPU time (meaningful with -t 1
+// on a loaded machine, where wall time mostly measures the other load).
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
 #include <thread>
+
+#include <time.h>
 
 #include "cli/common.h"
 
@@ -22,6 +31,21 @@ namespace {
 struct Stat {
     double mean = 0, stdev = 0;
 };
+
+// CPU time of this process: with one thread, the time decode actually ran, which a
+// shared machine's other load does not inflate (wall time is reported next to it).
+double process_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 Stat stats(const std::vector<double>& v) {
     Stat s;
@@ -58,6 +82,96 @@ double measure_bandwidth_gbs(int threads) {
     return runs[runs.size() / 2];
 }
 
+// The --kv-compare path (see the file comment). Depth is filled once per sequence; each
+// round truncates back to it, so after the first (warm-up) round the pending tile of the
+// fill is flushed and timed rounds hold no flush unless n_gen crosses a tile boundary.
+template <class State, class Loaded, class Tokens>
+int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_tokens) {
+    std::vector<std::string> formats;
+    for (size_t b = 0; b <= st.kv_compare.size();) {
+        const size_t e = std::min(st.kv_compare.find(',', b), st.kv_compare.size());
+        if (e > b) formats.push_back(st.kv_compare.substr(b, e - b));
+        b = e + 1;
+    }
+    if (st.n_gen <= 0) return report("bench", invalid_input("--kv-compare: needs -n > 0"));
+    using clock = std::chrono::steady_clock;
+    const size_t nf = formats.size();
+    std::vector<std::vector<std::unique_ptr<model::Context>>> seqs(nf);
+    for (size_t f = 0; f < nf; ++f)
+        for (int b = 0; b < st.batch; ++b) {
+            model::ContextParams cp;
+            cp.n_ctx = l.ctx->n_ctx();
+            cp.exact = mo.exact;
+            cp.kv.k = cp.kv.v = formats[f];
+            cp.pool = &l.ctx->pool();
+            auto c = model::Context::create(*l.model, cp);
+            if (!c) return report("bench", c.error().with_context("--kv-compare " + formats[f]));
+            if (st.depth > 0) {
+                Status s = st.synthetic ? (*c)->append_synthetic_kv(st.depth, 1000 + uint64_t(b))
+                                        : (*c)->eval(random_tokens(st.depth)).status();
+                if (!s) return report("bench", s);
+            }
+            seqs[f].push_back(std::move(*c));
+        }
+    std::vector<std::vector<double>> tps(nf), ratio(nf), tps_cpu(nf), ratio_cpu(nf);
+    std::vector<double> kv_bytes(nf);
+    for (int rep = -1; rep < st.reps; ++rep) {
+        std::vector<double> round(nf), round_cpu(nf);
+        for (size_t o = 0; o < nf; ++o) {
+            const size_t f = (o + size_t(rep + 1)) % nf;
+            for (auto& c : seqs[f]) c->truncate(st.depth);
+            std::vector<std::vector<int32_t>> toks;
+            for (size_t b = 0; b < seqs[f].size(); ++b) toks.push_back(random_tokens(st.n_gen));
+            std::vector<model::BatchItem> items(seqs[f].size());
+            const auto t0 = clock::now();
+            const double c0 = process_cpu_seconds();
+            for (int i = 0; i < st.n_gen; ++i) {
+                for (size_t b = 0; b < seqs[f].size(); ++b)
+                    items[b] = {seqs[f][b].get(), std::span<const int32_t>(&toks[b][size_t(i)], 1), false, {}};
+                if (Status s = model::Context::eval_batch(items); !s) return report("bench", s);
+            }
+            const double n_tok = double(st.n_gen) * double(seqs[f].size());
+            round[f] = n_tok / std::chrono::duration<double>(clock::now() - t0).count();
+            round_cpu[f] = n_tok / (process_cpu_seconds() - c0);
+            kv_bytes[f] = double(seqs[f][0]->kv_cache().bytes()) / double(seqs[f][0]->n_past());
+        }
+        if (rep < 0) continue;
+        for (size_t f = 0; f < nf; ++f) {
+            tps[f].push_back(round[f]), ratio[f].push_back(round[f] / round[0]);
+            tps_cpu[f].push_back(round_cpu[f]), ratio_cpu[f].push_back(round_cpu[f] / round_cpu[0]);
+        }
+    }
+    const int threads = l.ctx->pool().n_threads();
+    if (st.output == "json") {
+        nlohmann::json j;
+        j["model"] = l.model->path;
+        j["threads"] = threads;
+        j["isa"] = cpu::isa_name(cpu::active_isa());
+        j["tg"] = {{"n", st.n_gen}, {"depth", st.depth}, {"batch", st.batch}, {"reps", st.reps}};
+        for (size_t f = 0; f < nf; ++f) {
+            const auto [mn, mx] = std::minmax_element(tps[f].begin(), tps[f].end());
+            j["formats"].push_back({{"kv", formats[f]}, {"tps_median", median(tps[f])}, {"tps_min", *mn},
+                                    {"tps_max", *mx}, {"ratio_median", median(ratio[f])}, {"samples", tps[f]},
+                                    {"cpu_tps_median", median(tps_cpu[f])}, {"cpu_ratio_median", median(ratio_cpu[f])},
+                                    {"cpu_samples", tps_cpu[f]},
+                                    {"kv_bytes_per_token", kv_bytes[f]}});
+        }
+        fmt::print("{}\n", j.dump(1));
+        return kExitOk;
+    }
+    fmt::print("tg{} @ d{} x b{}, {} threads, {}, {} rounds (formats alternated)\n\n", st.n_gen, st.depth, st.batch,
+               threads, cpu::isa_name(cpu::active_isa()), st.reps);
+    fmt::print("| kv | t/s median | min - max | vs {0} (median of per-round ratios) | t/s per CPU-second | vs {0} (CPU) | KV bytes/token |\n"
+               "|---|---|---|---|---|---|---|\n",
+               formats[0]);
+    for (size_t f = 0; f < nf; ++f) {
+        const auto [mn, mx] = std::minmax_element(tps[f].begin(), tps[f].end());
+        fmt::print("| {} | {:.2f} | {:.2f} - {:.2f} | {:.2f}x | {:.2f} | {:.2f}x | {:.0f} |\n", formats[f], median(tps[f]),
+                   *mn, *mx, median(ratio[f]), median(tps_cpu[f]), median(ratio_cpu[f]), kv_bytes[f]);
+    }
+    return kExitOk;
+}
+
 }  // namespace
 
 Command bench_command() {
@@ -66,6 +180,7 @@ Command bench_command() {
         int n_prompt = 512, n_gen = 128, reps = 5, depth = 0, batch = 1;
         bool synthetic = false;
         std::string output = "md";
+        std::string kv_compare;
     };
     auto st = std::make_shared<State>();
     Command c;
@@ -79,6 +194,9 @@ Command bench_command() {
         app->add_option("-d,--depth", st->depth, "tokens already in the context before tg")->capture_default_str();
         app->add_option("-o,--output", st->output, "md or json")->capture_default_str();
         app->add_option("-b,--batch", st->batch, "sequences decoded together in tg (one batched step each)")
+            ->capture_default_str();
+        app->add_option("--kv-compare", st->kv_compare,
+                        "comma-separated KV formats: tg only, formats alternated per round, ratios to the first")
             ->capture_default_str();
         app->add_flag("--synthetic-depth", st->synthetic,
                       "fill the -d depth with random K/V instead of a prefill (fast; attention cost is the same)");
@@ -107,6 +225,7 @@ Command bench_command() {
             return v;
         };
         using clock = std::chrono::steady_clock;
+        if (!st->kv_compare.empty()) return run_compare(*st, mo, *l, random_tokens);
         std::vector<double> pp, tg;
         std::vector<std::unique_ptr<model::Context>> extra;  // sequences 2..B of the tg test
         for (int rep = -1; rep < st->reps; ++rep) {  // rep -1 is the warm-up

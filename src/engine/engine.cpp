@@ -46,17 +46,29 @@ std::string filter_stop(std::string& pending, const std::vector<std::string>& st
     return out;
 }
 
+struct Engine::Resume {
+    std::unique_ptr<sampling::Chain> chain;  // has accepted the prompt and every generated token
+    std::vector<int32_t> generated;
+    int32_t n_generated = 0;
+    std::string utf8_pending, stop_pending;
+};
+
 struct Engine::Slot {
     std::unique_ptr<model::Context> ctx;
     std::shared_ptr<GenRequest> req;
     std::unique_ptr<sampling::Chain> chain;
     std::vector<int32_t> cached;   // tokens whose K/V are in ctx (for prefix reuse)
-    size_t n_prompt_done = 0;      // prompt tokens evaluated for the current request
+    std::string hooks_key;         // RequestHooks::key the cached K/V were computed under
+    size_t clean_len = SIZE_MAX;   // cached tokens reusable at all (see RequestHooks)
+    std::vector<int32_t> target;   // to evaluate before sampling: the prompt (+ generated, if resumed)
+    size_t n_prompt_done = 0;      // target tokens evaluated
+    bool resumed = false;          // the chain has already accepted the target
+    std::vector<int32_t> generated;
     std::vector<float> logits;     // last logits (after prefill or a decode step)
     int32_t n_generated = 0;
     std::string utf8_pending, stop_pending;
     std::vector<int32_t> feed;     // tokens this step evaluates
-    int64_t reserved = 0;
+    uint64_t seq = 0;              // admission order (the newest is preempted first)
     bool active = false;
 };
 
@@ -129,7 +141,7 @@ Status Engine::submit(std::shared_ptr<GenRequest> req) {
         st_.requests_rejected++;
         return io_error("server busy: {} requests queued", queue_.size());
     }
-    queue_.push_back(std::move(req));
+    queue_.push_back({std::move(req), nullptr});
     cv_.notify_all();
     return ok_status();
 }
@@ -138,50 +150,99 @@ EngineStats Engine::stats() const {
     std::lock_guard<std::mutex> lk(mu_);
     EngineStats s = st_;
     s.requests_queued = int64_t(queue_.size());
-    s.kv_used_bytes = reserved_bytes_;
+    s.kv_used_bytes = tokens_held_locked() * kv_bytes_per_token_;
     s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     return s;
 }
 
-// Moves queued requests into free slots while their worst-case KV reservation fits the
-// budget. A slot whose cached tokens share the longest prefix with the prompt is preferred.
+int64_t Engine::tokens_held_locked() const {
+    int64_t n = 0;
+    for (const auto& s : slots_)
+        if (s->active) n += int64_t(std::max(s->cached.size(), s->target.size())) + 1;
+    return n;
+}
+
+// Moves queued requests into free slots while the budget holds their tokens (prompt, or
+// prompt and generated tokens of a resumed request, plus the next one) on top of what the
+// running slots hold. A slot whose cached tokens share the longest prefix is preferred.
 void Engine::admit_locked() {
     while (!queue_.empty()) {
-        auto& req = queue_.front();
+        auto& q = queue_.front();
+        auto& req = q.req;
         if (req->cancelled->load()) {
-            req->on_event("", FinishReason::kCancelled, 0);
+            req->on_event("", FinishReason::kCancelled, q.resume ? q.resume->n_generated : 0);
             queue_.pop_front();
             continue;
         }
-        const int64_t need = (int64_t(req->prompt.size()) + req->max_tokens) * kv_bytes_per_token_;
-        if (reserved_bytes_ + need > opts_.kv_budget_bytes) return;
+        std::vector<int32_t> target = req->prompt;
+        if (q.resume) target.insert(target.end(), q.resume->generated.begin(), q.resume->generated.end());
+        const int64_t need = int64_t(target.size()) + 1;
+        if ((tokens_held_locked() + need) * kv_bytes_per_token_ > opts_.kv_budget_bytes) return;
         Slot* best = nullptr;
         size_t best_common = 0;
         for (auto& s : slots_) {
             if (s->active) continue;
             size_t common = 0;
-            while (common < s->cached.size() && common + 1 < req->prompt.size() && s->cached[common] == req->prompt[common])
-                ++common;
+            const size_t reusable = s->hooks_key == req->hooks.key ? std::min(s->cached.size(), s->clean_len) : 0;
+            while (common < reusable && common + 1 < target.size() && s->cached[common] == target[common]) ++common;
             if (!best || common > best_common) best = s.get(), best_common = common;
         }
         if (!best) return;
         Slot& s = *best;
         s.req = req;
-        queue_.pop_front();
+        s.target = std::move(target);
         s.active = true;
-        s.reserved = need;
-        reserved_bytes_ += need;
+        s.seq = ++admit_seq_;
         s.ctx->truncate(int64_t(best_common));
         s.cached.resize(best_common);
+        s.ctx->clear_hooks();
+        for (auto& h : req->hooks.every_token) s.ctx->add_matmul_hook(h.get());
+        if (req->hooks.answer) {
+            req->hooks.answer->attach(*s.ctx);
+            req->hooks.answer->set_active(false);
+        }
+        s.hooks_key = req->hooks.key;
+        s.clean_len = req->hooks.answer ? req->prompt.size() - 1 : SIZE_MAX;
         s.n_prompt_done = best_common;
         st_.prefix_reused_tokens += int64_t(best_common);
-        s.chain = sampling::make_chain(s.req->sampling);
-        for (size_t i = 0; i < best_common; ++i) s.chain->accept(s.req->prompt[i]);
-        s.n_generated = 0;
-        s.utf8_pending.clear();
-        s.stop_pending.clear();
+        if (q.resume) {
+            s.resumed = true;
+            s.chain = std::move(q.resume->chain);
+            s.generated = std::move(q.resume->generated);
+            s.n_generated = q.resume->n_generated;
+            s.utf8_pending = std::move(q.resume->utf8_pending);
+            s.stop_pending = std::move(q.resume->stop_pending);
+        } else {
+            s.resumed = false;
+            s.chain = sampling::make_chain(s.req->sampling);
+            for (size_t i = 0; i < best_common; ++i) s.chain->accept(s.target[i]);
+            s.generated.clear();
+            s.n_generated = 0;
+            s.utf8_pending.clear();
+            s.stop_pending.clear();
+        }
+        queue_.pop_front();
         st_.requests_running++;
     }
+}
+
+// Frees a running slot's cache and puts its request back at the front of the queue with
+// everything needed to continue: it is recomputed from prompt + generated tokens later.
+void Engine::preempt_locked(Slot& s) {
+    auto r = std::make_shared<Resume>();
+    r->chain = std::move(s.chain);
+    r->generated = std::move(s.generated);
+    r->n_generated = s.n_generated;
+    r->utf8_pending = std::move(s.utf8_pending);
+    r->stop_pending = std::move(s.stop_pending);
+    s.ctx->clear_hooks();
+    s.ctx->truncate(0);
+    s.cached.clear();
+    s.target.clear();
+    s.active = false;
+    queue_.push_front({std::move(s.req), std::move(r)});
+    st_.requests_running--;
+    st_.preemptions++;
 }
 
 void Engine::finish(Slot& s, FinishReason r) {
@@ -189,10 +250,10 @@ void Engine::finish(Slot& s, FinishReason r) {
         r != FinishReason::kCancelled)
         s.req->on_event(s.stop_pending + s.utf8_pending, FinishReason::kNone, s.n_generated);
     s.req->on_event("", r, s.n_generated);
+    s.ctx->clear_hooks();  // the request owns its hooks
     std::lock_guard<std::mutex> lk(mu_);
-    reserved_bytes_ -= s.reserved;
-    s.reserved = 0;
     s.active = false;
+    s.target.clear();
     s.req.reset();
     st_.requests_running--;
     st_.requests_finished++;
@@ -208,9 +269,10 @@ bool Engine::prepare_slot(Slot& s) {
         finish(s, FinishReason::kCancelled);
         return false;
     }
-    if (s.n_prompt_done < r.prompt.size()) {
-        const size_t n = std::min<size_t>(size_t(opts_.prefill_chunk), r.prompt.size() - s.n_prompt_done);
-        s.feed.assign(r.prompt.begin() + int64_t(s.n_prompt_done), r.prompt.begin() + int64_t(s.n_prompt_done + n));
+    if (s.n_prompt_done < s.target.size()) {
+        const size_t n = std::min<size_t>(size_t(opts_.prefill_chunk), s.target.size() - s.n_prompt_done);
+        s.feed.assign(s.target.begin() + int64_t(s.n_prompt_done), s.target.begin() + int64_t(s.n_prompt_done + n));
+        if (r.hooks.answer) r.hooks.answer->set_active(s.n_prompt_done + n == s.target.size());
         return true;
     }
     const int32_t t = s.chain->sample(s.logits);
@@ -238,19 +300,21 @@ bool Engine::prepare_slot(Slot& s) {
         return false;
     }
     s.feed.push_back(t);
+    s.generated.push_back(t);
+    if (r.hooks.answer) r.hooks.answer->set_active(true);
     return true;
 }
 
 // Phase 2: record what the batched eval did for this slot.
 void Engine::complete_slot(Slot& s, std::span<const float> logits) {
-    GenRequest& r = *s.req;
     s.cached.insert(s.cached.end(), s.feed.begin(), s.feed.end());
-    if (s.n_prompt_done < r.prompt.size()) {
-        for (int32_t t : s.feed) s.chain->accept(t);
+    if (s.n_prompt_done < s.target.size()) {
+        if (!s.resumed)
+            for (int32_t t : s.feed) s.chain->accept(t);
         s.n_prompt_done += s.feed.size();
         std::lock_guard<std::mutex> lk(mu_);
         st_.prompt_tokens_total += int64_t(s.feed.size());
-        if (s.n_prompt_done < r.prompt.size()) return;
+        if (s.n_prompt_done < s.target.size()) return;
     }
     s.logits.assign(logits.begin(), logits.end());
 }
@@ -261,6 +325,16 @@ void Engine::loop() {
     while (!stop_) {
         {
             std::unique_lock<std::mutex> lk(mu_);
+            // The next step holds one more token per decoding slot: when the budget cannot
+            // take it, preempt the newest sequences (the oldest keep their progress).
+            while (tokens_held_locked() * kv_bytes_per_token_ > opts_.kv_budget_bytes) {
+                Slot* newest = nullptr;
+                int n_active = 0;
+                for (auto& s : slots_)
+                    if (s->active && (++n_active, !newest || s->seq > newest->seq)) newest = s.get();
+                if (n_active < 2) break;  // submit() checked that one request fits alone
+                preempt_locked(*newest);
+            }
             admit_locked();
             const bool any = std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->active; });
             if (!any) {
@@ -287,7 +361,7 @@ void Engine::loop() {
     for (auto& s : slots_)
         if (s->active) finish(*s, FinishReason::kCancelled);
     std::lock_guard<std::mutex> lk(mu_);
-    for (auto& r : queue_) r->on_event("", FinishReason::kCancelled, 0);
+    for (auto& q : queue_) q.req->on_event("", FinishReason::kCancelled, q.resume ? q.resume->n_generated : 0);
     queue_.clear();
 }
 

@@ -1,7 +1,10 @@
 // Engine: the serving core. Requests enter a bounded queue; a scheduler thread admits
-// them into slots while the KV budget allows, and every step advances each running
-// sequence by one prefill chunk or one decoded token, so new requests join between steps
-// (continuous batching at step granularity) and long prompts never stall running decodes.
+// them into slots while the KV budget holds their current tokens, and every step advances
+// each running sequence by one prefill chunk or one decoded token, so new requests join
+// between steps (continuous batching at step granularity) and long prompts never stall
+// running decodes. When the budget cannot hold the next step's tokens, the newest running
+// sequence is preempted: its cache is freed and it goes back to the front of the queue with
+// its sampler state and generated tokens, to be recomputed and continued (never dropped).
 // Results stream back through a per-request callback. The server (src/server) and any
 // other front end talk to this class only.
 #pragma once
@@ -39,12 +42,34 @@ struct EngineOptions {
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
 const char* finish_reason_name(FinishReason r);
 
+// A request's hook that acts on its answer positions only: the last prompt token and every
+// generated token (function vectors steer the answer, not the prompt). The engine attaches it
+// to the slot's context and says before each step whether that step's rows reach the answer
+// (with prefill in chunks, only the final chunk does). Implementations forward to the real
+// hook while active and do nothing otherwise.
+class AnswerHook {
+public:
+    virtual ~AnswerHook() = default;
+    virtual void attach(model::Context& ctx) = 0;
+    virtual void set_active(bool on) = 0;
+};
+
+// Per-request model hooks (runtime LoRA adapters, function vectors) chosen by the front end.
+// `key` names their combined effect: cached K/V are reused across requests only under an
+// equal key, and never past the first answer position of a request with an answer hook.
+struct RequestHooks {
+    std::string key;
+    std::vector<std::shared_ptr<model::MatmulHook>> every_token;  // e.g. LoRA: all positions
+    std::shared_ptr<AnswerHook> answer;                           // e.g. function vectors
+};
+
 struct GenRequest {
     std::vector<int32_t> prompt;
     sampling::SamplingParams sampling;
     int32_t max_tokens = 256;
     std::vector<std::string> stop;  // stop strings (not included in the output)
     bool ignore_eos = false;        // keep generating past end-of-generation tokens
+    RequestHooks hooks;             // none by default: the base model
     // Called from the scheduler thread after each generated token with the text it
     // released (may be empty: incomplete UTF-8 or a possible stop-string prefix) and the
     // number of tokens generated so far, and once more with finish != kNone. Returning
@@ -76,12 +101,19 @@ public:
 
 private:
     struct Slot;
+    struct Resume;  // a preempted request's generation state
+    struct Queued {
+        std::shared_ptr<GenRequest> req;
+        std::shared_ptr<Resume> resume;  // null for a new request
+    };
     Engine(const model::Model& m, const Tokenizer& t, EngineOptions o);
     void loop();
     void admit_locked();
     bool prepare_slot(Slot& s);
     void complete_slot(Slot& s, std::span<const float> logits);
     void finish(Slot& s, FinishReason r);
+    void preempt_locked(Slot& s);
+    int64_t tokens_held_locked() const;  // KV tokens the running slots hold after this step
 
     const model::Model& model_;
     const Tokenizer& tok_;
@@ -89,12 +121,12 @@ private:
     int64_t kv_bytes_per_token_ = 0;
     std::unique_ptr<ThreadPool> pool_;
     std::vector<std::unique_ptr<Slot>> slots_;
-    std::deque<std::shared_ptr<GenRequest>> queue_;
+    std::deque<Queued> queue_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::atomic<bool> stop_{false};
     EngineStats st_;
-    int64_t reserved_bytes_ = 0;
+    uint64_t admit_seq_ = 0;
     std::chrono::steady_clock::time_point start_;
     std::thread thread_;
 };

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <random>
 
+#include "base/thread_pool.h"
 #include "kv/kv_cache.h"
+#include "tensor/cpu/simd.h"
 
 namespace strata::kv {
 namespace {
@@ -56,26 +58,88 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
     return num / den;
 }
 
+// Every ISA level this CPU has (the tile formats pick AVX-512 / AVX2 / scalar kernels at
+// run time; forcing a level exercises each).
+std::vector<cpu::Isa> isa_levels() {
+    std::vector<cpu::Isa> v;
+    for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2, cpu::Isa::kAvx512})
+        if (cpu::detected_isa() >= isa) v.push_back(isa);
+    return v;
+}
+
+struct IsaGuard {
+    explicit IsaGuard(cpu::Isa isa) { cpu::force_isa(isa); }
+    ~IsaGuard() { cpu::force_isa(cpu::detected_isa()); }
+};
+
 TEST(Attention, FusedEqualsDecodeThenAttendForEveryMethod) {
     const int kv_dim = kShape.n_head_kv * kShape.head_dim, q_dim = kShape.n_head * kShape.head_dim;
     const int64_t n_tok = 128 + 2 * 128 + 37;  // sink, two tiles, partial tail
     const auto k = randn(size_t(n_tok) * kv_dim, 1, 8.f), v = randn(size_t(n_tok) * kv_dim, 2);
     const auto q = randn(size_t(4) * q_dim, 3);
-    for (const std::string& name : kv_method_names()) {
-        SCOPED_TRACE(name);
-        auto cache = KvCache::create(KvSpec{name, name}, kShape);
-        ASSERT_TRUE(cache) << cache.error().message();
-        LayerCache& L = (*cache)->layer(1);  // layer 1: the _b2 TurboQuant variants keep layers 0,1 in fp16
-        for (int64_t t = 0; t < n_tok - 4; ++t) ASSERT_TRUE(L.append(&k[size_t(t) * kv_dim], &v[size_t(t) * kv_dim], 1).ok());
-        ASSERT_TRUE(L.append(&k[size_t(n_tok - 4) * kv_dim], &v[size_t(n_tok - 4) * kv_dim], 4).ok());
-        std::vector<float> out(q.size()), kd, vd;
-        L.attend(q.data(), 4, out.data(), AttendOpts{nullptr, /*exact=*/true});
-        L.decode(kd, vd);
-        ASSERT_EQ(kd.size(), size_t(n_tok) * kv_dim);
-        EXPECT_LT(rel_err(out, reference(kd, vd, q.data(), 4, n_tok)), 1e-5);
-        // And a sane approximation of the true cache (loose: random keys give near-uniform
-        // attention, so outputs are small and 2-bit errors large relative to them).
-        EXPECT_LT(rel_err(out, reference(k, v, q.data(), 4, n_tok)), 1.0);
+    ThreadPool pool(3);  // 3 threads, 2 KV heads: the tile formats split the tile range
+    for (cpu::Isa isa : isa_levels()) {
+        IsaGuard guard(isa);
+        for (const std::string& name : kv_method_names()) {
+            SCOPED_TRACE(name + " @ " + cpu::isa_name(isa));
+            auto cache = KvCache::create(KvSpec{name, name}, kShape);
+            ASSERT_TRUE(cache) << cache.error().message();
+            LayerCache& L = (*cache)->layer(1);  // layer 1: the _b2 TurboQuant variants keep layers 0,1 in fp16
+            for (int64_t t = 0; t < n_tok - 4; ++t) ASSERT_TRUE(L.append(&k[size_t(t) * kv_dim], &v[size_t(t) * kv_dim], 1).ok());
+            ASSERT_TRUE(L.append(&k[size_t(n_tok - 4) * kv_dim], &v[size_t(n_tok - 4) * kv_dim], 4).ok());
+            std::vector<float> out(q.size()), out1(q_dim), kd, vd;
+            L.attend(q.data(), 4, out.data(), AttendOpts{nullptr, /*exact=*/true});
+            L.decode(kd, vd);
+            ASSERT_EQ(kd.size(), size_t(n_tok) * kv_dim);
+            const auto want = reference(kd, vd, q.data(), 4, n_tok);
+            EXPECT_LT(rel_err(out, want), 1e-5);
+            // One query with a thread pool (split-K for the tile formats) gives the same.
+            L.attend(&q[size_t(3) * q_dim], 1, out1.data(), AttendOpts{&pool, true});
+            EXPECT_LT(rel_err(out1, std::vector<float>(want.end() - q_dim, want.end())), 1e-5);
+            // And a sane approximation of the true cache (loose: random keys give near-uniform
+            // attention, so outputs are small and 2-bit errors large relative to them).
+            EXPECT_LT(rel_err(out, reference(k, v, q.data(), 4, n_tok)), 1.0);
+        }
+    }
+}
+
+// Contexts around the sink / tile / tail boundaries (sink filling, sink exactly full, one
+// tile pending in the tail, just flushed, many tiles), every tile format and ISA level,
+// with and without split-K.
+TEST(Attention, TileFormatsAtSinkAndTileBoundaries) {
+    const int kv_dim = kShape.n_head_kv * kShape.head_dim, q_dim = kShape.n_head * kShape.head_dim;
+    const int64_t max_tok = 128 + 6 * 128 + 1;
+    const auto k = randn(size_t(max_tok) * kv_dim, 31, 4.f), v = randn(size_t(max_tok) * kv_dim, 32);
+    const auto q = randn(size_t(2) * q_dim, 33);
+    ThreadPool pool(2);
+    for (cpu::Isa isa : isa_levels()) {
+        IsaGuard guard(isa);
+        for (const char* name : {"kvarn_k4v2", "kvarn_k2v2", "kvarn_k3v3", "kvarn_k4v4", "kivi2", "kivi4", "hk2", "varn2"}) {
+            auto cache = KvCache::create(KvSpec{name, name}, kShape);
+            ASSERT_TRUE(cache);
+            LayerCache& L = (*cache)->layer(0);
+            int64_t n = 0;
+            for (int64_t n_tok : {int64_t(2), int64_t(100), int64_t(128), int64_t(129), int64_t(256), int64_t(257),
+                                  int64_t(128 + 6 * 128 + 1)}) {
+                SCOPED_TRACE(std::string(name) + " @ " + cpu::isa_name(isa) + " n_tok " + std::to_string(n_tok));
+                // Append up to n_tok - 2, then the last 2 as this step's chunk.
+                if (n < n_tok - 2) {
+                    ASSERT_TRUE(L.append(&k[size_t(n) * kv_dim], &v[size_t(n) * kv_dim], n_tok - 2 - n).ok());
+                }
+                ASSERT_TRUE(L.append(&k[size_t(n_tok - 2) * kv_dim], &v[size_t(n_tok - 2) * kv_dim], 2).ok());
+                n = n_tok;
+                std::vector<float> kd, vd, out(q.size()), outp(q.size());
+                L.decode(kd, vd);
+                const auto want = reference(kd, vd, q.data(), 2, n_tok);
+                L.attend(q.data(), 2, out.data(), {});
+                EXPECT_LT(rel_err(out, want), 1e-5);
+                L.attend(&q[size_t(q_dim)], 1, &outp[size_t(q_dim)], AttendOpts{&pool, false});
+                EXPECT_LT(rel_err(std::vector<float>(outp.begin() + q_dim, outp.end()),
+                                  std::vector<float>(want.begin() + q_dim, want.end())), 1e-5);
+                L.truncate(n_tok - 1);  // drop one so the next round re-appends 2 (no-op for tiles)
+                n = n_tok - 1;
+            }
+        }
     }
 }
 

@@ -1,15 +1,19 @@
 // TileCache (tile_cache.h): token lifecycle (sink -> tail -> flushed tile), truncation,
 // and attention that reads sink and tail as FP16 vectors and tiles through the fused
-// kernels of tile_format.h. Softmax is two-pass over all visible positions (max, then
-// exp), which equals the online-softmax form of spec §2.8 up to round-off.
+// kernels of tile_kernels.h (AVX-512 / AVX2 / scalar, chosen at run time). Per (query,
+// KV head, split of the tile range) job: scores of the g query heads over the split's
+// positions, max, exp and sum, then the unnormalized weighted values; splits merge by
+// log-sum-exp (the online-softmax form of spec §2.8 with one step per split).
 #include "kv/tile_cache.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "kv/codecs/codecs.h"
 #include "kv/hadamard.h"
+#include "kv/tile_kernels.h"
 #include "tensor/dtype.h"
 
 namespace strata::kv {
@@ -114,6 +118,7 @@ public:
     }
 
 private:
+    const uint8_t* record(int64_t tile, int h) const { return pool_.page(tiles_[size_t(tile)]) + size_t(h) * L_.total; }
     int64_t n_tail() const { return int64_t(tail_k_.size() / row_); }
 
     void push_row(std::vector<uint16_t>& dst, const float* x, std::vector<float>& tmp) const {
@@ -166,78 +171,93 @@ private:
 
 void TileCache::attend(const float* q, int64_t n, float* out, const AttendOpts& o) const {
     const int hk = s_.n_head_kv, D = s_.head_dim, g = s_.n_head / s_.n_head_kv, G = c_.tile;
+    const TileKernels& kern = tile_kernels_for(L_);
     const float scale = 1.0f / std::sqrt(float(D));
-    const int64_t n_tok = n_tokens(), tiles_end = c_.sink + int64_t(tiles_.size()) * G;
+    const int64_t n_tok = n_tokens(), n_tiles = int64_t(tiles_.size());
+    // Positions: sink [0, n_sink_), tiles [n_sink_, tiles_end), tail [tiles_end, n_tok).
+    // While the sink is filling there are no tiles and no tail.
+    const int64_t tiles_end = n_sink_ + n_tiles * G;
+    // Split-K: decode gives n·hk jobs (3 for SmolLM2), which leaves threads idle (2 threads:
+    // 2 jobs on one, 1 on the other). Splitting each job's tile range into ns parts makes
+    // the job count a multiple of the thread count; partial results (max, sum, unnormalized
+    // output) merge by log-sum-exp below (spec §7.2).
+    const int threads = o.pool ? o.pool->n_threads() : 1;
+    int64_t ns = 1;
+    if (threads > 1 && n * hk < 4 * threads) {
+        ns = threads / std::gcd(int64_t(threads), n * hk);
+        ns = std::min<int64_t>(ns, std::max<int64_t>(1, n_tiles / 2));
+    }
+    const int64_t n_jobs = n * hk * ns;
+    const size_t res_stride = size_t(g) * size_t(D + 2);  // acc [g][D], max [g], sum [g]
+    std::vector<float> res(size_t(n_jobs) * res_stride);
     auto job = [&](int64_t b, int64_t e) {
-        std::vector<float> qr(size_t(g) * size_t(D)), sc, acc(size_t(g) * size_t(D)), partial(size_t(g) * size_t(D));
-        std::vector<uint8_t> codes(size_t(std::max(D, G)));
-        float scratch[64];
+        std::vector<float> qr(size_t(g) * size_t(D)), sc, scratch(tile_scratch_floats(L_, g));
         for (int64_t jb = b; jb < e; ++jb) {
-            const int64_t i = jb / hk;
-            const int h = int(jb % hk);
+            const int64_t i = jb / (hk * ns), s = jb % ns;
+            const int h = int((jb / ns) % hk);
             const int64_t n_vis = n_tok - n + i + 1;
-            const size_t ld = size_t(n_vis);
-            sc.assign(size_t(g) * ld, 0.f);
+            // Tiles hold only tokens older than this call's queries; the guard keeps that explicit.
+            const int64_t vis_tiles = std::clamp<int64_t>((n_vis - n_sink_) / G, 0, n_tiles);
+            const int64_t t_b = vis_tiles * s / ns, t_e = vis_tiles * (s + 1) / ns;
+            const int n_head_fp = s == 0 ? int(std::min<int64_t>(n_sink_, n_vis)) : 0;
+            const int n_tail_fp = s == ns - 1 ? int(std::max<int64_t>(0, n_vis - tiles_end)) : 0;
+            const size_t ld = size_t(n_head_fp) + size_t(t_e - t_b) * size_t(G) + size_t(n_tail_fp);
+            sc.resize(size_t(g) * ld);
             for (int j = 0; j < g; ++j) {
                 const float* qs = q + (i * s_.n_head + h * g + j) * D;
                 for (int d = 0; d < D; ++d) qr[size_t(j * D + d)] = qs[d] * scale;
                 if (c_.hadamard) fwht(&qr[size_t(j * D)], D);
             }
-            // Position p maps to: sink [0, n_sink), tiles [sink, tiles_end), tail after.
-            auto fp_row = [&](int64_t p, bool key) -> const uint16_t* {
-                const std::vector<uint16_t>& src = p < n_sink_ ? (key ? sink_k_ : sink_v_) : (key ? tail_k_ : tail_v_);
-                const int64_t r = p < n_sink_ ? p : p - (n_sink_ == c_.sink ? tiles_end : n_sink_);
-                return src.data() + size_t(r) * row_ + size_t(h * D);
-            };
-            auto is_fp = [&](int64_t p) { return p < n_sink_ || p >= tiles_end || n_sink_ < c_.sink; };
-            for (int64_t p = 0; p < n_vis; ++p) {
-                if (!is_fp(p)) continue;
-                const uint16_t* kr = fp_row(p, true);
-                for (int j = 0; j < g; ++j) {
-                    float s = 0;
-                    for (int d = 0; d < D; ++d) s += qr[size_t(j * D + d)] * fp16_to_fp32(kr[d]);
-                    sc[size_t(j) * ld + size_t(p)] = s;
-                }
-            }
-            if (n_sink_ == c_.sink)
-                for (size_t t = 0; t < tiles_.size(); ++t) {
-                    const int64_t p0 = c_.sink + int64_t(t) * G;
-                    if (p0 + G > n_vis) break;  // tiles hold only tokens older than this call's
-                    tile_scores(L_, pool_.page(tiles_[t]) + size_t(h) * L_.total, qr.data(), g, &sc[size_t(p0)], ld,
-                                codes.data(), scratch);
-                }
+            const uint16_t* sink_k = sink_k_.data() + size_t(h * D);
+            const uint16_t* sink_v = sink_v_.data() + size_t(h * D);
+            const uint16_t* tail_k = tail_k_.data() + size_t(h * D);
+            const uint16_t* tail_v = tail_v_.data() + size_t(h * D);
+            float* tile_sc = sc.data() + n_head_fp;
+            float* tail_sc = tile_sc + (t_e - t_b) * G;
+            if (n_head_fp) kern.fp_scores(sink_k, row_, n_head_fp, D, qr.data(), g, sc.data(), ld);
+            for (int64_t t = t_b; t < t_e; ++t)
+                kern.scores(L_, record(t, h), qr.data(), g, tile_sc + (t - t_b) * G, ld, scratch.data());
+            if (n_tail_fp) kern.fp_scores(tail_k, row_, n_tail_fp, D, qr.data(), g, tail_sc, ld);
+            float* r = &res[size_t(jb) * res_stride];
+            float* acc = r;
+            std::fill(acc, acc + size_t(g) * size_t(D), 0.f);
             for (int j = 0; j < g; ++j) {
                 float* sj = &sc[size_t(j) * ld];
-                const float mx = *std::max_element(sj, sj + n_vis);
-                double sum = 0;
-                for (int64_t p = 0; p < n_vis; ++p) sum += sj[p] = std::exp(sj[p] - mx);
-                const float inv = float(1.0 / sum);
-                for (int64_t p = 0; p < n_vis; ++p) sj[p] *= inv;
+                const float mx = ld ? kern.max(sj, int(ld)) : -INFINITY;
+                r[size_t(g * D + j)] = mx;
+                r[size_t(g * (D + 1) + j)] = ld ? float(kern.exp_sum(sj, int(ld), mx)) : 0.f;
             }
-            std::fill(acc.begin(), acc.end(), 0.f);
-            for (int64_t p = 0; p < n_vis; ++p) {
-                if (!is_fp(p)) continue;
-                const uint16_t* vr = fp_row(p, false);
-                for (int j = 0; j < g; ++j) {
-                    const float w = sc[size_t(j) * ld + size_t(p)];
-                    for (int d = 0; d < D; ++d) acc[size_t(j * D + d)] += w * fp16_to_fp32(vr[d]);
-                }
-            }
-            if (n_sink_ == c_.sink)
-                for (size_t t = 0; t < tiles_.size(); ++t) {
-                    const int64_t p0 = c_.sink + int64_t(t) * G;
-                    if (p0 + G > n_vis) break;
-                    tile_values(L_, pool_.page(tiles_[t]) + size_t(h) * L_.total, &sc[size_t(p0)], ld, g, acc.data(),
-                                codes.data(), partial.data());
-                }
-            for (int j = 0; j < g; ++j) {
-                if (c_.hadamard) fwht(&acc[size_t(j * D)], D);
-                std::memcpy(out + (i * s_.n_head + h * g + j) * D, &acc[size_t(j * D)], sizeof(float) * size_t(D));
-            }
+            if (n_head_fp) kern.fp_values(sink_v, row_, n_head_fp, D, sc.data(), ld, g, acc);
+            for (int64_t t = t_b; t < t_e; ++t)
+                kern.values(L_, record(t, h), tile_sc + (t - t_b) * G, ld, g, acc, scratch.data());
+            if (n_tail_fp) kern.fp_values(tail_v, row_, n_tail_fp, D, tail_sc, ld, g, acc);
         }
     };
-    if (o.pool) o.pool->parallel_for(n * hk, 1, job);
-    else job(0, n * hk);
+    if (o.pool && n_jobs > 1) o.pool->parallel_for(n_jobs, 1, job);
+    else job(0, n_jobs);
+    // Merge the splits of each (query, KV head) and rotate back.
+    std::vector<float> y(static_cast<size_t>(D));
+    for (int64_t i = 0; i < n; ++i)
+        for (int h = 0; h < hk; ++h)
+            for (int j = 0; j < g; ++j) {
+                const float* r0 = &res[size_t((i * hk + h) * ns) * res_stride];
+                float m = -INFINITY;
+                for (int64_t s = 0; s < ns; ++s) m = std::max(m, r0[size_t(s) * res_stride + size_t(g * D + j)]);
+                std::fill(y.begin(), y.end(), 0.f);
+                double l = 0;
+                for (int64_t s = 0; s < ns; ++s) {
+                    const float* r = r0 + size_t(s) * res_stride;
+                    const float ls = r[size_t(g * (D + 1) + j)];
+                    if (ls == 0.f) continue;
+                    const float a = ns == 1 ? 1.f : std::exp(r[size_t(g * D + j)] - m);
+                    l += double(a) * ls;
+                    for (int d = 0; d < D; ++d) y[size_t(d)] += a * r[size_t(j * D + d)];
+                }
+                const float inv = float(1.0 / l);
+                for (int d = 0; d < D; ++d) y[size_t(d)] *= inv;
+                if (c_.hadamard) fwht(y.data(), D);
+                std::memcpy(out + (i * s_.n_head + h * g + j) * D, y.data(), sizeof(float) * size_t(D));
+            }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// Tile record encode/decode and the fused attention kernels (tile_format.h). The kernels
-// are scalar loops written so the compiler vectorizes the inner token/channel loops; a
-// hand-written AVX2 body is future work (issue #4).
+// Tile record encode/decode and the scalar fused attention kernels (tile_format.h). These
+// kernels are the reference for the AVX2 / AVX-512 ones of tile_kernels-inl.h, which the
+// cache uses when the CPU has them (tile_kernels.h).
 #include "kv/tile_format.h"
 
 #include <cstring>
@@ -47,7 +47,7 @@ void encode_tile(const TileConfig& c, const TileLayout& L, const float* k, const
         for (int t = 0; t < G; ++t)
             b[size_t(t)] = xk[size_t(ch) * size_t(G) + size_t(t)] / ((c.varn ? rk.sc[size_t(t)] : 1.f) * sr);
         const RtnRow r = rtn_row(b.data(), G, L.bk, codes.data());
-        pack_codes(codes.data(), G, L.bk, rec + L.k_codes + size_t(ch) * packed_bytes(G, L.bk));
+        pack_tile_codes(codes.data(), G, L.bk, rec + L.k_codes + size_t(ch) * packed_bytes(G, L.bk));
         f16(rec, L.s1k)[ch] = fp32_to_fp16(sr * r.d);
         f16(rec, L.zk)[ch] = fp32_to_fp16(sr * r.lo);
     }
@@ -61,7 +61,7 @@ void encode_tile(const TileConfig& c, const TileLayout& L, const float* k, const
         for (int ch = 0; ch < D; ++ch)
             b[size_t(ch)] = v[size_t(t) * size_t(D) + size_t(ch)] / ((c.varn ? rv.sc[size_t(ch)] : 1.f) * sr);
         const RtnRow r = rtn_row(b.data(), D, L.bv, codes.data());
-        pack_codes(codes.data(), D, L.bv, rec + L.v_codes + size_t(t) * packed_bytes(D, L.bv));
+        pack_tile_codes(codes.data(), D, L.bv, rec + L.v_codes + size_t(t) * packed_bytes(D, L.bv));
         f16(rec, L.s1v)[t] = fp32_to_fp16(sr * r.d);
         f16(rec, L.zv)[t] = fp32_to_fp16(sr * r.lo);
     }
@@ -73,7 +73,7 @@ void decode_tile(const TileLayout& L, const uint8_t* rec, float* k, float* v) {
     const int D = L.D, G = L.G;
     std::vector<uint8_t> codes(std::max(size_t(D), size_t(G)));
     for (int ch = 0; ch < D; ++ch) {
-        unpack_codes(rec + L.k_codes + size_t(ch) * packed_bytes(G, L.bk), G, L.bk, codes.data());
+        unpack_tile_codes(rec + L.k_codes + size_t(ch) * packed_bytes(G, L.bk), G, L.bk, codes.data());
         const float s1 = fp16_to_fp32(f16(rec, L.s1k)[ch]), z = fp16_to_fp32(f16(rec, L.zk)[ch]);
         for (int t = 0; t < G; ++t) {
             const float s2 = L.scales2 ? fp16_to_fp32(f16(rec, L.s2k)[t]) : 1.f;
@@ -81,7 +81,7 @@ void decode_tile(const TileLayout& L, const uint8_t* rec, float* k, float* v) {
         }
     }
     for (int t = 0; t < G; ++t) {
-        unpack_codes(rec + L.v_codes + size_t(t) * packed_bytes(D, L.bv), D, L.bv, codes.data());
+        unpack_tile_codes(rec + L.v_codes + size_t(t) * packed_bytes(D, L.bv), D, L.bv, codes.data());
         const float s1 = fp16_to_fp32(f16(rec, L.s1v)[t]), z = fp16_to_fp32(f16(rec, L.zv)[t]);
         for (int ch = 0; ch < D; ++ch) {
             const float s2 = L.scales2 ? fp16_to_fp32(f16(rec, L.s2v)[ch]) : 1.f;
@@ -101,7 +101,7 @@ void tile_scores(const TileLayout& L, const uint8_t* rec, const float* q, int g,
     // a[c] = q[c]·s1K[c] folds the per-channel step into the query; the zero-points
     // collapse into one scalar beta per query.
     for (int ch = 0; ch < D; ++ch) {
-        unpack_codes(rec + L.k_codes + size_t(ch) * packed_bytes(G, L.bk), G, L.bk, codes);
+        unpack_tile_codes(rec + L.k_codes + size_t(ch) * packed_bytes(G, L.bk), G, L.bk, codes);
         const float s1 = fp16_to_fp32(f16(rec, L.s1k)[ch]), z = fp16_to_fp32(f16(rec, L.zk)[ch]);
         for (int j = 0; j < g; ++j) {
             const float a = q[size_t(j) * size_t(D) + size_t(ch)] * s1;
@@ -121,30 +121,32 @@ void tile_scores(const TileLayout& L, const uint8_t* rec, const float* q, int g,
 }
 
 void tile_values(const TileLayout& L, const uint8_t* rec, const float* p, size_t ld, int g, float* out,
-                 uint8_t* codes, float* partial) {
+                 uint8_t* codes, double* partial) {
     const int D = L.D, G = L.G;
-    std::memset(partial, 0, sizeof(float) * size_t(g) * size_t(D));
-    std::vector<float> gamma(size_t(g), 0.f);
+    // Double sums: partial and gamma cancel (codes are offsets from each token's minimum),
+    // and this loop is the reference the SIMD kernels are tested against.
+    std::fill(partial, partial + size_t(g) * size_t(D + 1), 0.0);
+    double* gamma = partial + size_t(g) * size_t(D);
     // w[t] = p[t]·s1V[t] folds the per-token step into the softmax weight; zero-points
     // sum to gamma; the per-channel scale s2V multiplies the tile's output once.
     for (int t = 0; t < G; ++t) {
-        unpack_codes(rec + L.v_codes + size_t(t) * packed_bytes(D, L.bv), D, L.bv, codes);
+        unpack_tile_codes(rec + L.v_codes + size_t(t) * packed_bytes(D, L.bv), D, L.bv, codes);
         const float s1 = fp16_to_fp32(f16(rec, L.s1v)[t]), z = fp16_to_fp32(f16(rec, L.zv)[t]);
         for (int j = 0; j < g; ++j) {
             const float pt = p[size_t(j) * ld + size_t(t)];
             if (pt == 0.f) continue;
             const float w = pt * s1;
-            gamma[size_t(j)] += pt * z;
-            float* pa = partial + size_t(j) * size_t(D);
-            for (int ch = 0; ch < D; ++ch) pa[ch] += w * float(codes[ch]);
+            gamma[j] += double(pt * z);
+            double* pa = partial + size_t(j) * size_t(D);
+            for (int ch = 0; ch < D; ++ch) pa[ch] += double(w * float(codes[ch]));
         }
     }
     for (int j = 0; j < g; ++j) {
-        const float* pa = partial + size_t(j) * size_t(D);
+        const double* pa = partial + size_t(j) * size_t(D);
         float* o = out + size_t(j) * size_t(D);
         for (int ch = 0; ch < D; ++ch) {
             const float s2 = L.scales2 ? fp16_to_fp32(f16(rec, L.s2v)[ch]) : 1.f;
-            o[ch] += s2 * (pa[ch] + gamma[size_t(j)]);
+            o[ch] += s2 * float(pa[ch] + gamma[j]);
         }
     }
 }

@@ -5,6 +5,9 @@
 //   K codes [D][G*bk/8] | s1K[D] | zK[D] | s2K[G]* | V codes [G][D*bv/8] | s2V[D]* | s1V[G] | zV[G]
 // (* only when VarN is on; without it the per-token K and per-channel V scales are 1 and
 // the record is exactly KIVI's: codes + per-row step and minimum.)
+// Codes are in the stripe order of varn.h (pack_tile_codes; spec §7.1 allows a SIMD-
+// friendly order): same bytes as the reference order of §2.7, permuted within 16-byte
+// blocks so a zero-extending load + shift + mask yields consecutive codes.
 // Reconstruction: K[t][c] = s2K[t]·(s1K[c]·codeK[c][t] + zK[c]),
 //                 V[t][c] = s2V[c]·(s1V[t]·codeV[t][c] + zV[t]).
 // The fused kernels never rebuild K or V: scales fold into the query, the softmax weights
@@ -39,12 +42,12 @@ void encode_tile(const TileConfig& c, const TileLayout& L, const float* k, const
 // Reconstructs [G][D] K and V (same frame as encoded).
 void decode_tile(const TileLayout& L, const uint8_t* rec, float* k, float* v);
 
-// Fused kernels over one record for a group of g queries (already in the record's frame
+// Scalar fused kernels over one record (the reference for tile_kernels.h's SIMD ones) for a group of g queries (already in the record's frame
 // and scaled by 1/sqrt(D)). scores: [g][G] (row stride ld). Scratch `codes` >= max(D, G).
 void tile_scores(const TileLayout& L, const uint8_t* rec, const float* q, int g, float* scores, size_t ld,
                  uint8_t* codes, float* scratch);
-// out[j][c] += sum_t p[j][t] · V[t][c], p with row stride ld; partial: scratch >= g*D.
+// out[j][c] += sum_t p[j][t] · V[t][c], p with row stride ld; partial: scratch >= g*(D+1).
 void tile_values(const TileLayout& L, const uint8_t* rec, const float* p, size_t ld, int g, float* out,
-                 uint8_t* codes, float* partial);
+                 uint8_t* codes, double* partial);
 
 }  // namespace strata::kv

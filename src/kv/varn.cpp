@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kv/tile_kernels.h"
+
 namespace strata::kv {
 
 namespace {
@@ -43,38 +45,59 @@ double imbalance(const float* x, int rows, int cols) {
     return imb_scaled(x, rows, cols, std::vector<double>(size_t(cols), 1.0), std::vector<double>(size_t(rows), 1.0));
 }
 
+// Standard deviations of the tile under the current scales, computed the cheap way
+// (spec §7.2 "Flush"): Y[i][j] = x[i][j]·ec[j]·er[i], so column j's std is
+// ec[j]·sd_i(x[i][j]·er[i]) and row i's is er[i]·sd_j(x[i][j]·ec[j]). Row statistics of
+// x·ec serve both the row update and the imbalance after it (ec does not change in
+// between); column statistics of x·er serve the imbalance and the next iteration's column
+// update. So one iteration is two two-pass sweeps over the tile instead of eight, with
+// contiguous inner loops the compiler vectorizes, and exp/log only of the scales that moved.
+namespace {
+
+double imb_of(const std::vector<double>& sdc, const std::vector<double>& sdr) {
+    const auto [cmin, cmax] = std::minmax_element(sdc.begin(), sdc.end());
+    const auto [rmin, rmax] = std::minmax_element(sdr.begin(), sdr.end());
+    return *cmax / std::max(*cmin, 1e-8) + *rmax / std::max(*rmin, 1e-8);
+}
+
+}  // namespace
+
 VarnResult varn(const float* x, int R, int C, int iterations) {
-    std::vector<double> lc(size_t(C), 0.0), lr(size_t(R), 0.0), ec(static_cast<size_t>(C)), er(static_cast<size_t>(R));
-    VarnResult r;
-    r.sc.assign(size_t(C), 1.f);
-    r.sr.assign(size_t(R), 1.f);
-    auto refresh = [&] {
-        for (int j = 0; j < C; ++j) ec[size_t(j)] = std::exp(-lc[size_t(j)]);
-        for (int i = 0; i < R; ++i) er[size_t(i)] = std::exp(-lr[size_t(i)]);
+    const TileKernels& kern = tile_kernels(cpu::active_isa());
+    const std::vector<double> xd(x, x + size_t(R) * size_t(C));
+    std::vector<double> lc(size_t(C), 0.0), lr(size_t(R), 0.0), ec(size_t(C), 1.0), er(size_t(R), 1.0);
+    std::vector<double> best_lc = lc, best_lr = lr, tmp(static_cast<size_t>(C));
+    std::vector<double> sdc(static_cast<size_t>(C)), sdz(static_cast<size_t>(R)), sdr(static_cast<size_t>(R));
+    auto log_step = [](double l, double s) { return std::clamp(l + std::log(std::clamp(s, 1e-3, 1e3)), -0.3, 10.0); };
+    // Column stds of Y under (lc, lr); kept for the next column update.
+    auto col_sd_y = [&] {
+        kern.col_sd(xd.data(), R, C, er.data(), tmp.data(), sdc.data());
+        for (int j = 0; j < C; ++j) sdc[size_t(j)] *= ec[size_t(j)];
     };
-    auto y = [&](int i, int j) { return double(x[size_t(i) * size_t(C) + size_t(j)]) * ec[size_t(j)] * er[size_t(i)]; };
-    refresh();
-    double best = imb_scaled(x, R, C, ec, er);
+    VarnResult r;
+    col_sd_y();
+    kern.row_sd(xd.data(), R, C, ec.data(), sdz.data());
+    sdr = sdz;
+    double best = imb_of(sdc, sdr);
     r.imbalance_in = best;
     for (int it = 0; it < iterations; ++it) {
-        refresh();
         for (int j = 0; j < C; ++j) {
-            const double s = sd(R, [&](int i) { return y(i, j); });
-            lc[size_t(j)] = std::clamp(lc[size_t(j)] + std::log(std::clamp(s, 1e-3, 1e3)), -0.3, 10.0);
+            lc[size_t(j)] = log_step(lc[size_t(j)], sdc[size_t(j)]);
+            ec[size_t(j)] = std::exp(-lc[size_t(j)]);
         }
-        refresh();
+        kern.row_sd(xd.data(), R, C, ec.data(), sdz.data());
         for (int i = 0; i < R; ++i) {
-            const double s = sd(C, [&](int j) { return y(i, j); });
-            lr[size_t(i)] = std::clamp(lr[size_t(i)] + std::log(std::clamp(s, 1e-3, 1e3)), -0.3, 10.0);
+            lr[size_t(i)] = log_step(lr[size_t(i)], er[size_t(i)] * sdz[size_t(i)]);
+            er[size_t(i)] = std::exp(-lr[size_t(i)]);
+            sdr[size_t(i)] = er[size_t(i)] * sdz[size_t(i)];
         }
-        refresh();
-        const double v = imb_scaled(x, R, C, ec, er);
-        if (v <= best) {
-            best = v;
-            for (int j = 0; j < C; ++j) r.sc[size_t(j)] = float(std::exp(lc[size_t(j)]));
-            for (int i = 0; i < R; ++i) r.sr[size_t(i)] = float(std::exp(lr[size_t(i)]));
-        }
+        col_sd_y();
+        const double v = imb_of(sdc, sdr);
+        if (v <= best) best = v, best_lc = lc, best_lr = lr;
     }
+    r.sc.resize(size_t(C)), r.sr.resize(size_t(R));
+    for (int j = 0; j < C; ++j) r.sc[size_t(j)] = float(std::exp(best_lc[size_t(j)]));
+    for (int i = 0; i < R; ++i) r.sr[size_t(i)] = float(std::exp(best_lr[size_t(i)]));
     r.imbalance = best;
     return r;
 }
@@ -85,8 +108,10 @@ RtnRow rtn_row(const float* x, int n, int bits, uint8_t* codes) {
     for (int j = 1; j < n; ++j) lo = std::min(lo, x[j]), hi = std::max(hi, x[j]);
     const float d = std::max((hi - lo) / float(qmax), 1e-10f);
     for (int j = 0; j < n; ++j) {
-        // nearbyint rounds half to even in the default rounding mode (torch.round / RINT).
-        const float c = std::nearbyint((x[j] - lo) / d);
+        // Half to even (torch.round / RINT): adding and removing 1.5·2^23 rounds a value
+        // in [0, 2^22) to an integer in the default rounding mode, as nearbyint does,
+        // without a libm call per element.
+        const float c = ((x[j] - lo) / d + 0x1.8p23f) - 0x1.8p23f;
         codes[j] = uint8_t(std::clamp(c, 0.f, float(qmax)));
     }
     return {lo, d};
@@ -127,6 +152,47 @@ void unpack_codes(const uint8_t* src, int n, int bits, uint8_t* c) {
     }
     const int p = 8 / bits, m = (1 << bits) - 1;
     for (int i = 0; i < n; ++i) c[i] = uint8_t((src[i / p] >> ((i % p) * bits)) & m);
+}
+
+bool tile_stripe_order(int n) { return n % 64 == 0; }
+
+void pack_tile_codes(const uint8_t* c, int n, int bits, uint8_t* dst) {
+    if (!tile_stripe_order(n)) return pack_codes(c, n, bits, dst);
+    std::fill(dst, dst + packed_bytes(n, bits), uint8_t(0));
+    if (bits == 4) {
+        for (int i = 0; i < n; ++i) dst[(i / 32) * 16 + i % 16] |= uint8_t(c[i] << ((i % 32) / 16 * 4));
+        return;
+    }
+    for (int i = 0; i < n; ++i) dst[(i / 64) * 16 + i % 16] |= uint8_t((c[i] & 3) << ((i % 64) / 16 * 2));
+    if (bits == 3) {
+        uint8_t* hi = dst + n / 4;
+        for (int i = 0; i < n; ++i) {
+            const int j = i % 16, k = (i % 64) / 16;
+            hi[(i / 64) * 8 + j % 8] |= uint8_t((c[i] >> 2) << (4 * (j / 8) + k));
+        }
+    }
+}
+
+void unpack_tile_codes(const uint8_t* src, int n, int bits, uint8_t* c) {
+    if (!tile_stripe_order(n)) return unpack_codes(src, n, bits, c);
+    if (bits == 4) {
+        for (int b = 0; b < n / 32; ++b)
+            for (int j = 0; j < 16; ++j) c[32 * b + j] = src[16 * b + j] & 15, c[32 * b + 16 + j] = src[16 * b + j] >> 4;
+        return;
+    }
+    for (int b = 0; b < n / 64; ++b)
+        for (int j = 0; j < 16; ++j) {
+            const uint8_t x = src[16 * b + j];
+            c[64 * b + j] = x & 3, c[64 * b + 16 + j] = (x >> 2) & 3, c[64 * b + 32 + j] = (x >> 4) & 3,
+                       c[64 * b + 48 + j] = x >> 6;
+        }
+    if (bits == 3) {
+        const uint8_t* hi = src + n / 4;
+        for (int i = 0; i < n; ++i) {
+            const int j = i % 16, k = (i % 64) / 16;
+            c[i] = uint8_t(c[i] | (((hi[(i / 64) * 8 + j % 8] >> (4 * (j / 8) + k)) & 1) << 2));
+        }
+    }
 }
 
 }  // namespace strata::kv

@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <string_view>
+
 namespace strata::server {
 
 nlohmann::json ApiError::to_json() const {
@@ -60,8 +63,9 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
                 text = content->get<std::string>();
             } else if (content->is_array()) {  // [{"type":"text","text":...}]
                 for (const auto& part : *content) {
-                    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-                        !part["text"].is_string())
+                    // Not part.value("type", ""): it throws when "type" is not a string.
+                    if (!part.is_object() || !part.contains("type") || part["type"] != "text" ||
+                        !part.contains("text") || !part["text"].is_string())
                         return bad(p + ".content", "only text content parts are supported");
                     text += part["text"].get<std::string>();
                 }
@@ -85,7 +89,9 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
     const char* mt_key = j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
     if (auto it = j.find(mt_key); it != j.end() && !it->is_null()) {
         if (!it->is_number_integer()) return bad(mt_key, fmt::format("'{}' must be an integer", mt_key));
-        const int64_t v = it->get<int64_t>();
+        // An unsigned value above INT64_MAX would wrap negative through get<int64_t>().
+        const int64_t v = it->is_number_unsigned() ? int64_t(std::min<uint64_t>(it->get<uint64_t>(), INT64_MAX))
+                                                   : it->get<int64_t>();
         if (v <= 0) return bad(mt_key, fmt::format("'{}' must be positive (got {})", mt_key, v));
         r.max_tokens = int32_t(std::min<int64_t>(v, 1 << 20));
     }
@@ -128,6 +134,31 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
     if (auto it = j.find("ignore_eos"); it != j.end() && !it->is_null()) {
         if (!it->is_boolean()) return bad("ignore_eos", "'ignore_eos' must be a boolean");
         r.ignore_eos = it->get<bool>();
+    }
+    for (const char* field : {"lora", "fv"}) {
+        auto it = j.find(field);
+        if (it == j.end() || it->is_null()) continue;
+        if (!it->is_array()) return bad(field, fmt::format("'{}' must be an array of {{\"id\", \"scale\"}} objects", field));
+        if (it->size() > 64) return bad(field, fmt::format("'{}' has more than 64 entries", field));
+        std::vector<HookRef> refs;
+        for (size_t i = 0; i < it->size(); ++i) {
+            const nlohmann::json& e = (*it)[i];
+            const std::string name = fmt::format("{}[{}]", field, i);
+            if (!e.is_object()) return bad(name, fmt::format("'{}' must be an object with \"id\" and \"scale\"", name));
+            auto id = e.find("id");
+            if (id == e.end() || !id->is_number_integer() || id->get<int64_t>() < 0)
+                return bad(name + ".id", fmt::format("'{}.id' must be a non-negative integer", name));
+            HookRef ref{id->get<int64_t>(), 1.f};
+            if (auto sc = e.find("scale"); sc != e.end() && !sc->is_null()) {
+                if (!sc->is_number() || !std::isfinite(sc->get<double>()) || std::fabs(sc->get<double>()) > 1e4)
+                    return bad(name + ".scale", fmt::format("'{}.scale' must be a finite number", name));
+                ref.scale = float(sc->get<double>());
+            }
+            for (const HookRef& r2 : refs)
+                if (r2.id == ref.id) return bad(name + ".id", fmt::format("'{}.id' {} is listed twice", name, ref.id));
+            refs.push_back(ref);
+        }
+        (std::string_view(field) == "lora" ? r.lora : r.fv) = std::move(refs);
     }
     if (auto it = j.find("stream_options"); it != j.end() && !it->is_null()) {
         if (!it->is_object()) return bad("stream_options", "'stream_options' must be an object");

@@ -22,6 +22,13 @@ struct ApiError {
     nlohmann::json to_json() const;
 };
 
+// One entry of the "lora" / "fv" extension fields: an adapter or function vector loaded at
+// start-up (`strata serve --lora/--fv`), by id, with a scale (default 1).
+struct HookRef {
+    int64_t id = 0;
+    float scale = 1.f;
+};
+
 struct CompletionRequest {
     bool chat = false;
     std::vector<ChatMessage> messages;  // chat
@@ -33,6 +40,9 @@ struct CompletionRequest {
     bool include_usage = false;
     bool ignore_eos = false;  // extension (llama.cpp's name): generate exactly max_tokens
     std::string model;
+    // Extensions: when present, the adapters / vectors this request runs with (replacing the
+    // server's defaults; an empty list means none). Ids are checked by the server.
+    std::optional<std::vector<HookRef>> lora, fv;
 };
 
 // body: the raw request body. Returns the request or an error.

@@ -1,4 +1,5 @@
 // Routes: /v1/chat/completions, /v1/completions (streaming SSE and not), /v1/models,
+// /lora-adapters, /function-vectors,
 // /health, /metrics (Prometheus text), /tokenize, /detokenize. Streaming responses wait
 // on a per-request channel fed by the engine's callback; a failed write (client gone)
 // cancels the request so the engine frees its slot at the next step.
@@ -55,8 +56,10 @@ struct Server::Impl {
     httplib::Server http;
     int port = 0;
 
-    Impl(engine::Engine& e, const Tokenizer& t, ChatTemplate c, ServerOptions o)
-        : eng(e), tok(t), tmpl(std::move(c)), opts(std::move(o)) {}
+    const HookProvider* hooks = nullptr;
+
+    Impl(engine::Engine& e, const Tokenizer& t, ChatTemplate c, ServerOptions o, const HookProvider* h)
+        : eng(e), tok(t), tmpl(std::move(c)), opts(std::move(o)), hooks(h) {}
 
     bool authorized(const httplib::Request& req, httplib::Response& res) {
         if (opts.api_key.empty()) return true;
@@ -76,6 +79,13 @@ struct Server::Impl {
         g->max_tokens = cr.max_tokens;
         g->stop = cr.stop;
         g->ignore_eos = cr.ignore_eos;
+        if (hooks) {
+            auto h = hooks->make(cr.lora, cr.fv);
+            if (!h) return send_error(res, ApiError{400, h.error().message(), cr.lora ? "lora" : "fv"});
+            g->hooks = std::move(*h);
+        } else if ((cr.lora && !cr.lora->empty()) || (cr.fv && !cr.fv->empty())) {
+            return send_error(res, ApiError{400, "this server was started without --lora/--fv", cr.lora ? "lora" : "fv"});
+        }
         const int64_t n_prompt = int64_t(g->prompt.size());
         if (n_prompt == 0) return send_error(res, ApiError{400, "the prompt is empty after tokenization", "prompt"});
         auto ch = std::make_shared<Channel>();
@@ -200,6 +210,14 @@ struct Server::Impl {
             json m = {{"id", opts.model_name}, {"object", "model"}, {"created", now_s()}, {"owned_by", "strata"}};
             r.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
         });
+        http.Get("/lora-adapters", [this](const httplib::Request& q, httplib::Response& r) {
+            if (!authorized(q, r)) return;
+            r.set_content((hooks ? hooks->list_lora() : json::array()).dump(), "application/json");
+        });
+        http.Get("/function-vectors", [this](const httplib::Request& q, httplib::Response& r) {
+            if (!authorized(q, r)) return;
+            r.set_content((hooks ? hooks->list_fv() : json::array()).dump(), "application/json");
+        });
         http.Get("/health", [](const httplib::Request&, httplib::Response& r) {
             r.set_content(R"({"status":"ok"})", "application/json");
         });
@@ -215,12 +233,14 @@ struct Server::Impl {
                    s.uptime_s > 0 ? double(s.prompt_tokens_total) / s.uptime_s : 0);
             metric("generated_tokens_per_second", "gauge", "Mean generated tokens per second since start.",
                    s.uptime_s > 0 ? double(s.generated_tokens_total) / s.uptime_s : 0);
-            metric("kv_usage_ratio", "gauge", "Reserved KV bytes over the KV budget.",
+            metric("kv_usage_ratio", "gauge", "KV bytes held by running sequences over the KV budget.",
                    s.kv_budget_bytes ? double(s.kv_used_bytes) / double(s.kv_budget_bytes) : 0);
             metric("requests_running", "gauge", "Sequences in slots.", double(s.requests_running));
             metric("requests_queued", "gauge", "Requests waiting for a slot.", double(s.requests_queued));
             metric("requests_rejected_total", "counter", "Requests answered 429.", double(s.requests_rejected));
             metric("requests_finished_total", "counter", "Requests finished.", double(s.requests_finished));
+            metric("preemptions_total", "counter", "Running sequences preempted (re-queued) when the KV budget ran out.",
+                   double(s.preemptions));
             metric("prefix_reused_tokens_total", "counter", "Prompt tokens served from a cached prefix.",
                    double(s.prefix_reused_tokens));
             r.set_content(m, "text/plain; version=0.0.4");
@@ -261,8 +281,9 @@ struct Server::Impl {
     }
 };
 
-Server::Server(engine::Engine& eng, const Tokenizer& tok, ChatTemplate tmpl, ServerOptions opts)
-    : impl_(std::make_unique<Impl>(eng, tok, std::move(tmpl), std::move(opts))) {
+Server::Server(engine::Engine& eng, const Tokenizer& tok, ChatTemplate tmpl, ServerOptions opts,
+               const HookProvider* hooks)
+    : impl_(std::make_unique<Impl>(eng, tok, std::move(tmpl), std::move(opts), hooks)) {
     impl_->routes();
 }
 

@@ -8,6 +8,7 @@
 
 #include "base/status.h"
 #include "engine/engine.h"
+#include "server/openai.h"
 #include "tokenizer/chat_template.h"
 
 namespace strata::server {
@@ -21,9 +22,25 @@ struct ServerOptions {
     int http_threads = 32;
 };
 
+// Per-request hooks from the "lora" and "fv" extension fields (server/openai.h HookRef).
+// The front end that loaded adapters and vectors at start-up implements it; the server
+// only passes the selections through. Absent fields (nullopt) mean the provider's defaults.
+class HookProvider {
+public:
+    virtual ~HookProvider() = default;
+    // The hooks for one request, or an error message naming the bad field (HTTP 400).
+    virtual Result<engine::RequestHooks> make(const std::optional<std::vector<HookRef>>& lora,
+                                              const std::optional<std::vector<HookRef>>& fv) const = 0;
+    // GET /lora-adapters and GET /function-vectors: [{"id", "path", "scale"}, ...]
+    virtual nlohmann::json list_lora() const = 0;
+    virtual nlohmann::json list_fv() const = 0;
+};
+
 class Server {
 public:
-    Server(engine::Engine& eng, const Tokenizer& tok, ChatTemplate tmpl, ServerOptions opts);
+    // hooks may be null: requests that name adapters or vectors are then refused.
+    Server(engine::Engine& eng, const Tokenizer& tok, ChatTemplate tmpl, ServerOptions opts,
+           const HookProvider* hooks = nullptr);
     ~Server();
     // Binds and serves until stop() (blocking). Errors when the address cannot be bound.
     Status run();
