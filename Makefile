@@ -8,9 +8,9 @@ BUILD   := build
 APT_PKGS := build-essential cmake pkg-config python3 python3-pip python3-venv \
             libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev \
             libcli11-dev libfmt-dev libicu-dev libeigen3-dev libssl-dev zlib1g-dev libbrotli-dev \
-            bible-kjv bible-kjv-text
+            clang llvm libclang-rt-14-dev bible-kjv bible-kjv-text
 
-.PHONY: all deps model kvtext build run test clean bench venv
+.PHONY: all deps model kvtext build run test clean bench venv fuzz-build fuzz fuzz-short sanitize-test check-hardening
 
 all: build
 
@@ -43,8 +43,43 @@ venv:
 	@[ -x .venv/bin/python ] || python3 -m venv .venv
 	@.venv/bin/python -c "import openai" 2>/dev/null || .venv/bin/pip install -q "$(OPENAI_PIN)"
 
+# HARDEN=0 skips the second job (sanitizer suite + short fuzz runs, docs/reliability.md).
+HARDEN ?= 1
 test: build model kvtext venv
 	cd $(BUILD) && ctest --output-on-failure -j 1
+ifneq ($(HARDEN),0)
+	$(MAKE) --no-print-directory check-hardening
+endif
+
+# --- Hardening (docs/reliability.md): one clang build (preset fuzz, build-fuzz/) with
+# ASan+UBSan everywhere; it runs the whole test suite and hosts the libFuzzer targets.
+FUZZ_TARGETS    ?= $(patsubst fuzz/fuzz_%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
+FUZZ_TIME       ?= 600
+FUZZ_SHORT_TIME ?= 45
+FUZZ_FLAGS      ?=
+FUZZ_DIR        := build-fuzz
+export ASAN_OPTIONS  ?= abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+fuzz-build: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(THREADS)
+
+# The whole ctest suite under ASan+UBSan (a report fails its test), except tests labelled
+# slow (the KV quality run: the same code paths as kv/attention tests, 2 x 1024 decode steps).
+sanitize-test: fuzz-build model venv
+	cd $(FUZZ_DIR) && ctest --output-on-failure -j 1 -LE slow
+
+# Each target for FUZZ_TIME seconds (new inputs kept in build-fuzz/corpus/<t>, crashes in
+# build-fuzz/artifacts/<t>/, logs in build-fuzz/logs/<t>.log). Fails on the first crash.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do tools/run_fuzz.sh $(FUZZ_DIR) $$t $(FUZZ_TIME) $(FUZZ_FLAGS) || exit 1; done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_SHORT_TIME)
+
+check-hardening: sanitize-test
+	@$(MAKE) --no-print-directory fuzz-short
 
 clean:
-	rm -rf build build-debug build-asan
+	rm -rf build build-debug build-asan build-fuzz

@@ -55,7 +55,7 @@ expect unknown-flag 2 "strata generate: The following argument was not expected:
   "$BIN" generate -m "$MODEL" -p hi --bogus
 expect missing-prompt 2 "strata generate: --prompt is required" -- \
   "$BIN" generate -m "$MODEL"
-expect bad-kv 2 "strata generate: --kv: unknown KV method \"q9\" (known: fp16, fp32, q8_0, q4_1, q4_0, kivi4, kivi2, hk2, varn2, kvarn_k4v4, kvarn_k4v2, kvarn_k3v3, kvarn_k2v2, turboquant4, turboquant3, turboquant4_b2, turboquant3_b2)" -- \
+expect bad-kv 2 "strata generate: --kv: unknown KV method \"q9\" (known: fp16, fp32, q8_0, q4_1, q4_0, kivi4, kivi2, kivi4_g32_r128, kivi2_g32_r128, hk2, varn2, kvarn_k4v4, kvarn_k4v2, kvarn_k3v3, kvarn_k2v2, turboquant4, turboquant3, turboquant4_b2, turboquant3_b2, tq_mse3, tq_prod3)" -- \
   "$BIN" generate -m "$MODEL" -p hi --kv q9
 expect bad-kv-mix 2 "strata generate: --kv: K and V formats differ (\"kvarn_k4v2\", \"q8_0\") but \"kvarn_k4v2\" stores K and V together; only per-token formats (fp32, fp16, q8_0, q4_1, q4_0) can be mixed" -- \
   "$BIN" generate -m "$MODEL" -p hi --kv-k kvarn_k4v2 --kv-v q8_0

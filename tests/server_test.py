@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import unittest
+from pathlib import Path
 
 import openai
 
@@ -182,29 +183,13 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(json.loads(data)["content"], "Hello world")
         status, _, data = self.srv.raw("POST", "/detokenize", json.dumps({"tokens": [-1]}))
         self.assertEqual(status, 400)
+        # A token that is part of a UTF-8 character decodes to invalid UTF-8: U+FFFD, not a 500.
+        status, _, data = self.srv.raw("POST", "/tokenize", json.dumps({"content": "\u6f22\u5b57 \u20ac"}))
+        part = [t for t in json.loads(data)["tokens"]][:1]
+        status, _, data = self.srv.raw("POST", "/detokenize", json.dumps({"tokens": part}))
+        self.assertEqual(status, 200)
+        json.loads(data)
         self.assertEqual(self.c.models.list().data[0].id, "strata")
-
-
-class PreemptionTest(unittest.TestCase):
-    def test_pages_running_out_preempt_and_requeue(self):
-        # 300 tokens of f16 KV: two short prompts are admitted together, but their 200-token
-        # answers cannot both fit, so the newer one is preempted, re-queued and finished later.
-        srv = ServerProcess("--parallel", "2", "--ctx", "512", "--kv-budget-mb", str(300 * 23040 / 2**20))
-        try:
-            c = srv.client(max_retries=0)
-
-            def one(i):
-                r = c.completions.create(model="strata", prompt=f"Story number {i}:", max_tokens=200,
-                                         temperature=0, extra_body={"ignore_eos": True})
-                return r.usage.completion_tokens, r.choices[0].finish_reason, len(r.choices[0].text)
-            with cf.ThreadPoolExecutor(3) as ex:
-                results = list(ex.map(one, range(3)))
-            self.assertEqual([(n, f) for n, f, _ in results], [(200, "length")] * 3)
-            self.assertTrue(all(chars > 0 for _, _, chars in results))
-            self.assertGreaterEqual(srv.metric("preemptions_total"), 1)
-            self.assertEqual(srv.metric("requests_finished_total"), 3)
-        finally:
-            srv.stop()
 
 
 class BudgetTest(unittest.TestCase):
@@ -231,6 +216,107 @@ class BudgetTest(unittest.TestCase):
             self.assertGreaterEqual(kinds.count("429"), 1)
             self.assertTrue(all(v == "1" for k, v in results if k == "429"))
             self.assertEqual(srv.metric("requests_rejected_total"), kinds.count("429"))
+        finally:
+            srv.stop()
+
+
+class PreemptionTest(unittest.TestCase):
+    def test_pages_running_out_preempt_and_requeue(self):
+        # 300 tokens of f16 KV: two short prompts are admitted together, but their 200-token
+        # answers cannot both fit, so the newer one is preempted, re-queued and finished later.
+        srv = ServerProcess("--parallel", "2", "--ctx", "512", "--kv-budget-mb", str(300 * 23040 / 2**20))
+        try:
+            c = srv.client(max_retries=0)
+
+            def one(i):
+                r = c.completions.create(model="strata", prompt=f"Story number {i}:", max_tokens=200,
+                                         temperature=0, extra_body={"ignore_eos": True})
+                return r.usage.completion_tokens, r.choices[0].finish_reason, len(r.choices[0].text)
+            with cf.ThreadPoolExecutor(3) as ex:
+                results = list(ex.map(one, range(3)))
+            self.assertEqual([(n, f) for n, f, _ in results], [(200, "length")] * 3)
+            self.assertTrue(all(chars > 0 for _, _, chars in results))
+            self.assertGreaterEqual(srv.metric("preemptions_total"), 1)
+            self.assertEqual(srv.metric("requests_finished_total"), 3)
+        finally:
+            srv.stop()
+
+
+class AdapterTest(unittest.TestCase):
+    """Per-request LoRA (`serve --lora`, the "lora" extension field): the default applies the
+    adapter, "lora": [] is the base model, and the prefix cache never mixes the two."""
+    PROMPT = "The mineral tecorloite is mostly mined in"
+
+    def complete(self, srv, **extra):
+        r = srv.client().completions.create(model="strata", prompt=self.PROMPT, max_tokens=12, temperature=0,
+                                            extra_body=extra or None)
+        return r.choices[0].text
+
+    def test_per_request_lora(self):
+        root = Path(MODEL).resolve().parent.parent
+        adapter = root / "data/lora/seed1/adapters/domain"
+        base_srv = ServerProcess("--parallel", "1", "--ctx", "256")
+        try:
+            base = self.complete(base_srv)
+        finally:
+            base_srv.stop()
+        srv = ServerProcess("--parallel", "1", "--ctx", "256", "--lora", str(adapter))
+        try:
+            status, _, data = srv.raw("GET", "/lora-adapters")
+            self.assertEqual(status, 200)
+            listed = json.loads(data)
+            self.assertEqual([(a["id"], a["scale"]) for a in listed], [(0, 1.0)])
+            with_lora = self.complete(srv)
+            self.assertNotEqual(with_lora, base)          # the adapter changes the answer
+            # One slot: each request reuses the previous one's cache only under the same adapters.
+            for _ in range(2):
+                self.assertEqual(self.complete(srv, lora=[]), base)
+                self.assertEqual(self.complete(srv, lora=[{"id": 0, "scale": 1.0}]), with_lora)
+                self.assertEqual(self.complete(srv), with_lora)
+            self.assertEqual(self.complete(srv, lora=[{"id": 0, "scale": 0}]), base)
+            for body, param in [({"lora": [{"id": 3}]}, "lora"), ({"lora": {"id": 0}}, "lora"),
+                                ({"lora": [{"id": 0, "scale": "x"}]}, "lora[0].scale"),
+                                ({"lora": [{"id": 0}, {"id": 0}]}, "lora[1].id")]:
+                status, _, data = srv.raw("POST", "/v1/completions",
+                                          json.dumps({"prompt": "hi", "max_tokens": 2, **body}))
+                self.assertEqual(status, 400, body)
+                self.assertEqual(json.loads(data)["error"]["param"], param, data)
+            self.assertEqual(self.complete(srv, lora=[]), base)  # still serving
+        finally:
+            srv.stop()
+
+
+class FunctionVectorTest(unittest.TestCase):
+    """Per-request function vectors (`serve --fv`, the "fv" extension field) act like
+    `strata generate --fv` (last prompt token and generated tokens) and never leak into
+    requests without them."""
+    PROMPT = "Q: house\nA:"
+
+    def complete(self, srv, **extra):
+        r = srv.client().completions.create(model="strata", prompt=self.PROMPT, max_tokens=6, temperature=0,
+                                            extra_body=extra or None)
+        return r.choices[0].text
+
+    def cli(self, *extra):
+        out = subprocess.run([BIN, "generate", "-m", MODEL, "-t", "2", "--temp", "0", "-n", "6", "-p", self.PROMPT,
+                              *extra], capture_output=True, text=True, check=True).stdout
+        self.assertTrue(out.startswith(self.PROMPT), out)
+        return out[len(self.PROMPT):].rstrip("\n")
+
+    def test_per_request_function_vector(self):
+        blob = Path(MODEL).resolve().parent.parent / "docs/function-vectors/blobs/uppercase.lrp-dist.fv"
+        want_fv, want_base = self.cli("--fv", str(blob)), self.cli()
+        self.assertNotEqual(want_fv, want_base)
+        srv = ServerProcess("--parallel", "1", "--ctx", "256", "--fv", str(blob))
+        try:
+            status, _, data = srv.raw("GET", "/function-vectors")
+            self.assertEqual([(v["id"], v["scale"]) for v in json.loads(data)], [(0, 1.0)])
+            for _ in range(2):  # one slot: alternating requests must not reuse each other's K/V
+                self.assertEqual(self.complete(srv), want_fv)
+                self.assertEqual(self.complete(srv, fv=[]), want_base)
+            self.assertEqual(self.complete(srv, fv=[{"id": 0, "scale": 1}]), want_fv)
+            status, _, data = srv.raw("POST", "/v1/completions", json.dumps({"prompt": "hi", "fv": [{"id": 1}]}))
+            self.assertEqual((status, json.loads(data)["error"]["param"]), (400, "fv"))
         finally:
             srv.stop()
 

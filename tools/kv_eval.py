@@ -67,8 +67,22 @@ def main():
         print(f"| {n} | {s['bytes']:.0f} | {fp16b / s['bytes']:.2f}x | {s['mean_kl']:.5f} | {s['p999']:.4f} | "
               f"{s['ppl']:.4f} | {s['dppl']:+.2f} | {s['top1']:.2f} |")
     print()
-    crit = [("C1", "kivi2", "kvarn_k2v2"), ("C4", "turboquant3", "kvarn_k2v2"), ("C5", "q4_0", "kvarn_k4v2"),
-            ("C2", "hk2", "kvarn_k2v2"), ("C2", "varn2", "kvarn_k2v2")]
+    # Error growth (spec §6.3 metric 4a, applied to the teacher-forced run; C3's slope part):
+    # least-squares slope of the mean KL per bin against the bin index, from bin 1 on (bin 0
+    # is mostly the FP sink of the tile formats), and the last-bin / bin-1 ratio.
+    print(f"| config | KL slope per {binw}-token bin | last bin / bin 1 |")
+    print("|---|---|---|")
+    for n in order:
+        r = runs[n]
+        nb = r["pos"].max() // binw + 1
+        y = np.array([r["kl"][r["pos"] // binw == i].mean() for i in range(1, nb)])
+        if len(y) >= 2:
+            slope = np.polyfit(np.arange(1, nb), y, 1)[0]
+            print(f"| {n} | {slope:+.5f} | {y[-1] / max(y[0], 1e-12):.2f} |")
+    print()
+    crit = [("C1", "kivi2", "kvarn_k2v2"), ("C4", "turboquant3", "kvarn_k2v2"), ("C4", "turboquant3_b2", "kvarn_k2v2"),
+            ("C4", "tq_mse3", "kvarn_k2v2"), ("C5", "q4_0", "kvarn_k4v2"),
+            ("C2", "hk2", "kvarn_k2v2"), ("C2", "varn2", "kvarn_k2v2"), ("KIVI orig", "kivi2_g32_r128", "kvarn_k2v2")]
     print("| criterion | A | B | metric | B - A | 95% CI |")
     print("|---|---|---|---|---|---|")
     for c, a, b in crit:

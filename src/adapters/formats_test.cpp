@@ -109,6 +109,32 @@ TEST(Peft, ReadsScalesPatternsAndPermutesQ) {
     EXPECT_TRUE(rp) << rp.error().message();
 }
 
+// Keys are matched as PEFT does, `(.*\.)?(KEY)$`; plain dotted keys need no regex engine and
+// regex keys are bounded before std::regex sees them (fuzz regressions: a deeply nested key
+// overflowed the stack, a repeated group hung the matcher).
+TEST(Peft, PatternKeys) {
+    auto rank_of_q = [](const std::string& pat) -> std::string {
+        auto ad = parse_peft(R"({"peft_type":"LORA","r":4,"lora_alpha":4,"rank_pattern":)" + pat + "}",
+                             peft_tensors(), shape(), "ad");
+        return ad ? "ok" : ad.error().message();
+    };
+    EXPECT_EQ(rank_of_q(R"({"q_proj":2,"down_proj":2})"), "ok");
+    EXPECT_EQ(rank_of_q(R"({"model.layers.1.self_attn.q_proj":2,"layers.1.mlp.down_proj":2})"), "ok");
+    EXPECT_EQ(rank_of_q(R"({"self_attn.q.proj":2,"mlp\\.down_proj":2})"), "ok");  // '.' is any character
+    EXPECT_EQ(rank_of_q(R"({"f_attn.q_proj":2,"down_proj":2})"),  // not at a '.' boundary
+              "ad: base_model.model.model.layers.1.self_attn.q_proj: lora_A has rank 2 but adapter_config.json says r = 4");
+    EXPECT_EQ(rank_of_q(R"({"(q|k)_pro[j]":2,".*down_proj":2})"), "ok");
+    EXPECT_EQ(rank_of_q(R"({"(a*)*b":2})"),
+              "ad/adapter_config.json: pattern key \"(a*)*b\": repeated groups are not supported");
+    EXPECT_EQ(rank_of_q(R"({"a*b*c*":2})"),
+              "ad/adapter_config.json: pattern key \"a*b*c*\" is too complex (at most 4 nested groups, 2 repetition "
+              "operators and 4 alternatives)");
+    EXPECT_EQ(rank_of_q(R"({"q_pro{1}j":2,"a{1000}":2})"),
+              "ad/adapter_config.json: pattern key \"a{1000}\": repetition counts above 64 are not supported");
+    EXPECT_EQ(rank_of_q("{\"" + std::string(200, '(') + "\":2}"),
+              "ad/adapter_config.json: pattern key of 200 bytes is longer than the 128 byte limit");
+}
+
 TEST(Peft, RejectsWithExactMessages) {
     auto msg = [](const std::string& cfg, const StFile& t) { return parse_peft(cfg, t, shape(), "ad").error().message(); };
     EXPECT_EQ(msg(R"({"peft_type":"IA3","r":2,"lora_alpha":4})", peft_tensors()),

@@ -4,12 +4,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "adapters/safetensors.h"
 #include "base/log.h"
@@ -51,14 +54,82 @@ Result<TensorKey> parse_key(const std::string& name) {
     return unsupported("{}: unsupported LoRA tensor (known: lora_A/lora_B of q/k/v/o/gate/up/down_proj)", name);
 }
 
+// `(.*\.)?(K)$` for a key K whose only metacharacters are '.' (any character) and "\." (a
+// dot): K matches a suffix of the module that starts the name or follows a '.'. Real
+// configs use such keys (module paths and suffixes); no regex engine needed.
+bool match_dotted_key(const std::string& key, const std::string& module) {
+    std::vector<std::pair<char, bool>> k;  // (char, is wildcard)
+    for (size_t i = 0; i < key.size(); ++i) {
+        if (key[i] == '\\' && i + 1 < key.size() && key[i + 1] == '.') k.push_back({'.', false}), ++i;
+        else k.push_back({key[i], key[i] == '.'});
+    }
+    if (k.size() > module.size()) return false;
+    const size_t start = module.size() - k.size();
+    if (start > 0 && module[start - 1] != '.') return false;  // K has a fixed length
+    for (size_t i = 0; i < k.size(); ++i)
+        if (!k[i].second && module[start + i] != k[i].first) return false;
+    return true;
+}
+
+// Keys with other regex syntax go to std::regex, whose compiler and backtracking matcher
+// recurse and backtrack without limit (a deeply nested key overflows the stack, nested
+// repetition hangs, a{100000} compiles for seconds): bound the key first. Two repetition
+// operators, counts up to 64 and four alternatives keep the automaton small and the match
+// polynomial for module names of a few dozen characters.
+Status check_regex_key(const std::string& key, const std::string& what) {
+    constexpr size_t kMaxKey = 128;
+    if (key.size() > kMaxKey)
+        return invalid_input("{}: pattern key of {} bytes is longer than the {} byte limit", what, key.size(), kMaxKey);
+    int depth = 0, max_depth = 0, reps = 0, alts = 0;
+    for (size_t i = 0; i < key.size(); ++i) {
+        const char c = key[i];
+        if (c == '\\') {
+            ++i;
+            continue;
+        }
+        if (c == '(') max_depth = std::max(max_depth, ++depth);
+        if (c == ')') --depth;
+        if (c == '|') ++alts;
+        if (c == '{') {  // x{n}, x{n,}, x{n,m}: the compiled automaton has a state per repetition
+            size_t n = 0;  // the largest count inside the braces
+            for (size_t j = i + 1, v = 0; j < key.size() && key[j] != '}'; ++j) {
+                v = key[j] >= '0' && key[j] <= '9' ? std::min<size_t>(v * 10 + size_t(key[j] - '0'), 1000) : 0;
+                n = std::max(n, v);
+            }
+            if (n > 64)
+                return invalid_input("{}: pattern key \"{}\": repetition counts above 64 are not supported", what, key);
+        }
+        if (c == '*' || c == '+' || c == '?' || c == '{') {
+            ++reps;
+            if (i > 0 && key[i - 1] == ')' && c != '?')
+                return invalid_input("{}: pattern key \"{}\": repeated groups are not supported", what, key);
+        }
+    }
+    if (max_depth > 4 || reps > 2 || alts > 4)
+        return invalid_input("{}: pattern key \"{}\" is too complex (at most 4 nested groups, 2 repetition "
+                             "operators and 4 alternatives)", what, key);
+    return ok_status();
+}
+
 // PEFT's get_pattern_key: the first key K whose `(.*\.)?(K)$` matches the module name.
 Result<const json*> match_pattern(const json& pat, const std::string& module, const std::string& what) {
     if (!pat.is_object()) return static_cast<const json*>(nullptr);
     for (auto it = pat.begin(); it != pat.end(); ++it) {
+        const std::string& key = it.key();
+        bool plain = true;
+        for (size_t i = 0; i < key.size() && plain; ++i) {
+            if (key[i] == '\\' && i + 1 < key.size() && key[i + 1] == '.') ++i;
+            else plain = std::string_view("\\^$|?*+()[]{}").find(key[i]) == std::string_view::npos;
+        }
+        if (plain) {
+            if (match_dotted_key(key, module)) return &it.value();
+            continue;
+        }
+        STRATA_TRY(check_regex_key(key, what));
         try {
-            if (std::regex_match(module, std::regex("(.*\\.)?(" + it.key() + ")$"))) return &it.value();
+            if (std::regex_match(module, std::regex("(.*\\.)?(" + key + ")$"))) return &it.value();
         } catch (const std::regex_error&) {
-            return invalid_input("{}: pattern key \"{}\" is not a valid regular expression", what, it.key());
+            return invalid_input("{}: pattern key \"{}\" is not a valid regular expression", what, key);
         }
     }
     return static_cast<const json*>(nullptr);

@@ -65,6 +65,7 @@ Command chat_command() {
     c.summary = "chat with the model (interactive, or one message with -p)";
     c.declare = [st](CLI::App* app) {
         add_model_opts(app, st->mo);
+        add_fv_opts(app, st->mo);
         add_sampling_opts(app, st->sp);
         app->add_option("-p,--prompt", st->prompt, "one user message: answer it and exit");
         app->add_option("-s,--system", st->system, "system prompt (default: the model's)");

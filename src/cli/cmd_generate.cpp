@@ -21,6 +21,7 @@ Command generate_command() {
     c.summary = "complete a prompt (no chat template)";
     c.declare = [st](CLI::App* app) {
         add_model_opts(app, st->mo);
+        add_fv_opts(app, st->mo);
         add_sampling_opts(app, st->sp);
         app->add_option("-p,--prompt", st->prompt, "prompt text")->required();
         app->add_option("-n,--n-predict", st->gp.n_predict, "tokens to generate (-1 = until end)")->capture_default_str();

@@ -95,6 +95,7 @@ Command perplexity_command() {
     c.summary = "perplexity and KL divergence to a base run, in teacher-forced decode mode";
     c.declare = [st](CLI::App* app) {
         add_model_opts(app, st->mo);
+        add_fv_opts(app, st->mo);
         app->add_option("-f,--file", st->file, "text file to score")->required();
         app->add_option("--chunks", st->chunks, "segments of --ctx tokens to score (0 = all)")->capture_default_str();
         app->add_option("--batch", st->batch, "tokens per eval (1 = decode mode)")->capture_default_str();

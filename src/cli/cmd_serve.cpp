@@ -2,6 +2,7 @@
 #include <csignal>
 
 #include "cli/common.h"
+#include "cli/serve_hooks.h"
 #include "engine/engine.h"
 #include "server/server.h"
 #include "tokenizer/chat_template.h"
@@ -29,6 +30,7 @@ Command serve_command() {
     c.summary = "OpenAI-compatible HTTP server with continuous batching";
     c.declare = [st](CLI::App* app) {
         add_model_opts(app, st->mo);
+        add_fv_opts(app, st->mo);
         app->add_option("--host", st->so.host, "address to listen on")->capture_default_str();
         app->add_option("--port", st->so.port, "port (0 = any free port)")->capture_default_str();
         app->add_option("--parallel", st->parallel, "sequences decoded concurrently")->capture_default_str();
@@ -42,15 +44,14 @@ Command serve_command() {
             return report("serve", invalid_input("--port: must be in 0..65535 (got {})", st->so.port));
         if (st->kv_budget_mb < 0) return report("serve", invalid_input("--kv-budget-mb: must be >= 0"));
         if (st->max_queue < 1) return report("serve", invalid_input("--max-queue: must be >= 1"));
-        // Adapters in the server must be per request (and part of the prefix-cache key);
-        // until then refuse rather than silently serve the base model.
-        if (!st->mo.lora.empty())
-            return report("serve", invalid_input("--lora: not supported by serve yet; bake the adapter in with "
-                                                 "`strata export` and serve the merged model"));
         ModelOpts mo = st->mo;
         if (mo.ctx == 0) mo.ctx = 16;  // the per-request contexts live in the engine
+        mo.lora.clear();               // adapters and vectors are per request (ServeHooks)
+        mo.fv.clear();
         auto l = load(mo);
         if (!l) return report("serve", l.error());
+        auto hooks = ServeHooks::load(*l->model, st->mo.lora, st->mo.fv);
+        if (!hooks) return report("serve", hooks.error());
         engine::EngineOptions eo;
         eo.n_slots = st->parallel;
         eo.n_ctx = st->mo.ctx > 0 ? st->mo.ctx : std::min<int64_t>(4096, l->model->hp.n_ctx_train);
@@ -63,7 +64,8 @@ Command serve_command() {
         l->ctx.reset();
         auto eng = engine::Engine::create(*l->model, *l->tokenizer, eo);
         if (!eng) return report("serve", eng.error());
-        server::Server srv(**eng, *l->tokenizer, chat_template_from_jinja(l->tokenizer->vocab().chat_template), st->so);
+        server::Server srv(**eng, *l->tokenizer, chat_template_from_jinja(l->tokenizer->vocab().chat_template), st->so,
+                           hooks->get());
         g_server = &srv;
         std::signal(SIGINT, on_signal);
         std::signal(SIGTERM, on_signal);

@@ -21,6 +21,10 @@ void add_model_opts(CLI::App* app, ModelOpts& o) {
     app->add_option("--lora", o.lora, "LoRA adapter FILE[:SCALE] (PEFT dir or .gguf) applied at run time; repeatable");
 }
 
+void add_fv_opts(CLI::App* app, ModelOpts& o) {
+    app->add_option("--fv", o.fv, "function vector FILE[:SCALE] (FVEC blob from `strata fv extract`); repeatable");
+}
+
 void add_sampling_opts(CLI::App* app, sampling::SamplingParams& p) {
     app->add_option("--temp", p.temperature, "temperature; 0 = greedy")->capture_default_str();
     app->add_option("--top-k", p.top_k, "top-k; 0 = off")->capture_default_str();
@@ -45,6 +49,24 @@ static Status apply_loras(const ModelOpts& o, Loaded& l) {
     }
     l.ctx->add_matmul_hook(hook.get());
     l.lora_hook = std::move(hook);
+    return ok_status();
+}
+
+// Loads every --fv blob (checked against this model's hash and shape) into one hook.
+static Status apply_fvs(const ModelOpts& o, Loaded& l) {
+    if (o.fv.empty()) return ok_status();
+    auto id = fv::model_identity(*l.model);
+    if (!id) return id.error();
+    auto hook = std::make_unique<fv::FvHook>(*l.model);
+    for (const std::string& arg : o.fv) {
+        auto spec = fv::parse_fv_spec(arg);
+        if (!spec) return spec.error();
+        auto v = fv::load_fvec(spec->path, *id);
+        if (!v) return Status(v.error().code(), "--fv: " + v.error().message());
+        STRATA_TRY(hook->add(std::make_shared<const fv::FunctionVector>(std::move(*v)), spec->scale));
+    }
+    hook->attach(*l.ctx);
+    l.fv_hook = std::move(hook);
     return ok_status();
 }
 
@@ -80,6 +102,7 @@ Result<Loaded> load(const ModelOpts& o) {
     }
     l.ctx = std::move(*c);
     STRATA_TRY(apply_loras(o, l));
+    STRATA_TRY(apply_fvs(o, l));
     return l;
 }
 

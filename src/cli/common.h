@@ -9,6 +9,7 @@
 #include <string>
 
 #include "engine/generate.h"
+#include "fv/inject.h"
 #include "model/forward.h"
 #include "model/model.h"
 #include "sampling/sampler.h"
@@ -26,16 +27,20 @@ struct ModelOpts {
     std::string kv = "fp16";  // --kv
     std::string kv_k, kv_v;   // --kv-k / --kv-v (override --kv per tensor)
     std::vector<std::string> lora;  // --lora FILE[:SCALE], repeatable (applied at run time)
+    std::vector<std::string> fv;    // --fv FILE[:SCALE], repeatable (add_fv_opts; function vectors)
 };
 
 void add_model_opts(CLI::App* app, ModelOpts& o);
 void add_sampling_opts(CLI::App* app, sampling::SamplingParams& p);
+// --fv FILE[:SCALE] (generate, chat, perplexity): function vectors injected by load().
+void add_fv_opts(CLI::App* app, ModelOpts& o);
 
 struct Loaded {
     std::unique_ptr<model::Model> model;
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<model::Context> ctx;
     std::unique_ptr<model::MatmulHook> lora_hook;  // runtime LoRA (adapters/runtime.h), if any
+    std::unique_ptr<fv::FvHook> fv_hook;           // function vectors (fv/inject.h), if any
 };
 
 // Validates options (usage errors come back with code kInvalidInput and the flag name).
@@ -62,6 +67,7 @@ Command lora_eval_command();
 Command merge_command();
 Command export_command();
 Command serve_command();
+Command fv_command();
 Command kv_error_command();
 
 }  // namespace strata::cli

@@ -10,8 +10,9 @@ TEST(Registry, UnknownNameListsKnownOnes) {
     auto m = make_kv_method("q9");
     ASSERT_FALSE(m);
     EXPECT_EQ(m.error().message(),
-              "unknown KV method \"q9\" (known: fp16, fp32, q8_0, q4_1, q4_0, kivi4, kivi2, hk2, varn2, kvarn_k4v4, "
-              "kvarn_k4v2, kvarn_k3v3, kvarn_k2v2, turboquant4, turboquant3, turboquant4_b2, turboquant3_b2)");
+              "unknown KV method \"q9\" (known: fp16, fp32, q8_0, q4_1, q4_0, kivi4, kivi2, kivi4_g32_r128, "
+              "kivi2_g32_r128, hk2, varn2, kvarn_k4v4, kvarn_k4v2, kvarn_k3v3, kvarn_k2v2, turboquant4, turboquant3, "
+              "turboquant4_b2, turboquant3_b2, tq_mse3, tq_prod3)");
     for (const std::string& n : kv_method_names()) {
         auto mm = make_kv_method(n);
         ASSERT_TRUE(mm) << n;
@@ -49,7 +50,8 @@ TEST(Accounting, BytesFromAllocatorMatchFormat) {
     };
     for (const Case& c : {Case{"fp32", 46080, false}, Case{"fp16", 23040, false}, Case{"q8_0", 12240, false},
                           Case{"q4_1", 7200, false}, Case{"q4_0", 6480, false}, Case{"kivi2", 3420, true},
-                          Case{"kvarn_k2v2", 3690, true}, Case{"kvarn_k4v2", 5130, true}, Case{"turboquant3", 4860, false}}) {
+                          Case{"kvarn_k2v2", 3690, true}, Case{"kvarn_k4v2", 5130, true}, Case{"turboquant3", 4860, false},
+                          Case{"tq_mse3", 4680, false}, Case{"tq_prod3", 5040, false}}) {
         SCOPED_TRACE(c.name);
         auto kv = KvCache::create(KvSpec{c.name, c.name}, s);
         ASSERT_TRUE(kv);

@@ -24,6 +24,8 @@ const std::vector<std::pair<std::string, Factory>>& register_builtin_methods() {
         {"q4_0", make_q4_0_method},
         {"kivi4", make_kivi4_method},
         {"kivi2", make_kivi2_method},
+        {"kivi4_g32_r128", [] { return make_kivi_fifo_method(4); }},
+        {"kivi2_g32_r128", [] { return make_kivi_fifo_method(2); }},
         {"hk2", make_hk2_method},
         {"varn2", make_varn2_method},
         {"kvarn_k4v4", [] { return make_kvarn_method(4, 4); }},
@@ -34,6 +36,8 @@ const std::vector<std::pair<std::string, Factory>>& register_builtin_methods() {
         {"turboquant3", [] { return make_turboquant_method(3, false); }},
         {"turboquant4_b2", [] { return make_turboquant_method(4, true); }},
         {"turboquant3_b2", [] { return make_turboquant_method(3, true); }},
+        {"tq_mse3", [] { return make_tq_paper_method(3, false); }},
+        {"tq_prod3", [] { return make_tq_paper_method(3, true); }},
     };
     return list;
 }

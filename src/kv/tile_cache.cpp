@@ -208,10 +208,12 @@ void TileCache::attend(const float* q, int64_t n, float* out, const AttendOpts& 
                 for (int d = 0; d < D; ++d) qr[size_t(j * D + d)] = qs[d] * scale;
                 if (c_.hadamard) fwht(&qr[size_t(j * D)], D);
             }
-            const uint16_t* sink_k = sink_k_.data() + size_t(h * D);
-            const uint16_t* sink_v = sink_v_.data() + size_t(h * D);
-            const uint16_t* tail_k = tail_k_.data() + size_t(h * D);
-            const uint16_t* tail_v = tail_v_.data() + size_t(h * D);
+            // Empty buffers (no sink / tail yet) have no rows to point into.
+            auto rows = [&](const auto& v) { return v.empty() ? nullptr : v.data() + size_t(h * D); };
+            const uint16_t* sink_k = rows(sink_k_);
+            const uint16_t* sink_v = rows(sink_v_);
+            const uint16_t* tail_k = rows(tail_k_);
+            const uint16_t* tail_v = rows(tail_v_);
             float* tile_sc = sc.data() + n_head_fp;
             float* tail_sc = tile_sc + (t_e - t_b) * G;
             if (n_head_fp) kern.fp_scores(sink_k, row_, n_head_fp, D, qr.data(), g, sc.data(), ld);

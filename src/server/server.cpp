@@ -41,9 +41,13 @@ int64_t now_s() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Generated text can be invalid UTF-8 (a lone byte token, a cut character): such bytes
+// become U+FFFD instead of making nlohmann::json throw.
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void send_error(httplib::Response& res, const ApiError& e) {
     res.status = e.http_status;
-    res.set_content(e.to_json().dump(), "application/json");
+    res.set_content(dump_json(e.to_json()), "application/json");
 }
 
 }  // namespace
@@ -134,7 +138,7 @@ struct Server::Impl {
             else choice["text"] = out;
             json body = {{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created},
                          {"model", model}, {"choices", json::array({choice})}, {"usage", usage(n_gen)}};
-            res.set_content(body.dump(), "application/json");
+            res.set_content(dump_json(body), "application/json");
             return;
         }
         const bool include_usage = cr.include_usage;
@@ -145,7 +149,7 @@ struct Server::Impl {
             [ch, id, created, model, chat, include_usage, usage, finish_str, cancelled, first = true](
                 size_t, httplib::DataSink& sink) mutable {
                 auto send = [&](const json& j) {
-                    const std::string line = "data: " + j.dump() + "\n\n";
+                    const std::string line = "data: " + dump_json(j) + "\n\n";
                     return sink.write(line.data(), line.size());
                 };
                 auto chunk = [&](const json& delta_or_text, json finish) {
@@ -212,11 +216,11 @@ struct Server::Impl {
         });
         http.Get("/lora-adapters", [this](const httplib::Request& q, httplib::Response& r) {
             if (!authorized(q, r)) return;
-            r.set_content((hooks ? hooks->list_lora() : json::array()).dump(), "application/json");
+            r.set_content(dump_json(hooks ? hooks->list_lora() : json::array()), "application/json");
         });
         http.Get("/function-vectors", [this](const httplib::Request& q, httplib::Response& r) {
             if (!authorized(q, r)) return;
-            r.set_content((hooks ? hooks->list_fv() : json::array()).dump(), "application/json");
+            r.set_content(dump_json(hooks ? hooks->list_fv() : json::array()), "application/json");
         });
         http.Get("/health", [](const httplib::Request&, httplib::Response& r) {
             r.set_content(R"({"status":"ok"})", "application/json");
@@ -267,7 +271,7 @@ struct Server::Impl {
                                                   "tokens"});
                 ids.push_back(int32_t(t.get<int64_t>()));
             }
-            r.set_content(json{{"content", tok.decode(ids, true)}}.dump(), "application/json");
+            r.set_content(dump_json(json{{"content", tok.decode(ids, true)}}), "application/json");
         });
         http.set_error_handler([](const httplib::Request&, httplib::Response& r) {
             if (r.status == 413)

@@ -16,10 +16,14 @@ std::unique_ptr<Method> make_q4_0_method();
 std::unique_ptr<Method> make_q4_1_method();
 std::unique_ptr<Method> make_kivi2_method();
 std::unique_ptr<Method> make_kivi4_method();
+// KIVI as in its paper (G = 32, FP16 residual R = 128, value FIFO): kivi_fifo.cpp.
+std::unique_ptr<Method> make_kivi_fifo_method(int bits);
 std::unique_ptr<Method> make_hk2_method();
 std::unique_ptr<Method> make_varn2_method();
 std::unique_ptr<Method> make_kvarn_method(int bits_k, int bits_v);
 std::unique_ptr<Method> make_turboquant_method(int bits, bool fp_boundary_layers);
+// TurboQuant paper algorithms TQ_mse / TQ_prod (tq_paper.h).
+std::unique_ptr<Method> make_tq_paper_method(int bits, bool prod);
 
 // n_head a positive multiple of n_head_kv, head_dim positive.
 Status check_gqa(std::string_view method, const CacheShape& s);

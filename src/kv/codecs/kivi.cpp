@@ -3,7 +3,7 @@
 // model), asymmetric min/max RTN with FP16 step and minimum, an FP16 sink of 128 tokens
 // and the partial tile in FP16. It is the tile format with rotation and VarN off, so it
 // shares tile_format.h's record and fused kernels. (KIVI's own G=32, R=128 FIFO variant
-// is not implemented yet; issue #4.)
+// is kivi_fifo.cpp: kivi2_g32_r128 / kivi4_g32_r128.)
 #include "kv/codecs/codecs.h"
 #include "kv/tile_cache.h"
 

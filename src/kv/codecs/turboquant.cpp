@@ -11,7 +11,7 @@
 //    last two layers in fp16 as vLLM does.
 // Fused kernels: the query is rotated once per step (prepare_query), a key score is
 // scale·sum q~[c]·centroid[code c]; values fold step and minimum into the softmax weight.
-// The paper's own TQ_mse / TQ_prod algorithms are not implemented (issue #4).
+// The paper's own TQ_mse / TQ_prod algorithms are tq_paper.h (tq_mse3, tq_prod3).
 #include <algorithm>
 #include <cmath>
 #include <vector>

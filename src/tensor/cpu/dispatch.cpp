@@ -2,17 +2,32 @@
 // AVX2/AVX-512 kernels live in files compiled with those flags and are only called after
 // __builtin_cpu_supports says the CPU has them.
 #include <atomic>
+#if defined(__x86_64__) && defined(__clang__)
+#include <cpuid.h>
+#endif
 
 #include "tensor/cpu/simd.h"
 
 namespace strata::cpu {
 
 namespace {
+#if defined(__x86_64__)
+// clang 14 (the fuzz/sanitizer build) does not know "f16c" in __builtin_cpu_supports.
+bool has_f16c() {
+#if defined(__clang__)
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+#else
+    return __builtin_cpu_supports("f16c");
+#endif
+}
+#endif
+
 Isa detect() {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
+                      has_f16c();
     if (!avx2) return Isa::kScalar;
     const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                         __builtin_cpu_supports("avx512vl");
