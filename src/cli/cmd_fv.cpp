@@ -108,15 +108,28 @@ Result<std::string> read_text(const std::string& path, const char* flag) {
     return ss.str();
 }
 
+// The flags `fv extract` and `fv build` share, parsed and checked once.
+struct Choices {
+    fv::Method method;
+    fv::LrpScore score;
+    fv::ValueType dtype;
+};
+Result<Choices> parse_choices(const Common& c) {
+    auto method = fv::parse_method(c.method);
+    if (!method) return method.error();
+    auto score = fv::parse_lrp_score(c.score);
+    if (!score) return score.error();
+    auto dtype = parse_dtype(c.dtype);
+    if (!dtype) return dtype.error();
+    if (auto p = parse_policy(c.positions); !p) return p.error();
+    return Choices{*method, *score, *dtype};
+}
+
 int run_extract(Common& c) {
     const char* cmd = "fv extract";
-    auto method = fv::parse_method(c.method);
-    if (!method) return report(cmd, method.error());
-    auto score = fv::parse_lrp_score(c.score);
-    if (!score) return report(cmd, score.error());
-    auto dtype = parse_dtype(c.dtype);
-    if (!dtype) return report(cmd, dtype.error());
-    if (auto p = parse_policy(c.positions); !p) return report(cmd, p.error());
+    auto ch = parse_choices(c);
+    if (!ch) return report(cmd, ch.error());
+    const auto [method, score, dtype] = *ch;
     auto task = fv::load_task(c.task);
     if (!task) return report(cmd, Status(task.error().code(), "--task: " + task.error().message()));
     // LRP and the means run exact with an fp32 cache (the relevance pass differentiates that
@@ -140,8 +153,8 @@ int run_extract(Common& c) {
     auto id = fv::model_identity(*l->model);
     if (!id) return report(cmd, id.error());
     fv::ExtractParams p;
-    p.method = *method;
-    p.score = *score;
+    p.method = method;
+    p.score = score;
     p.heads = c.heads;
     p.layer = c.layer;
     p.distributed = c.distributed;
@@ -150,7 +163,7 @@ int run_extract(Common& c) {
     p.shots = c.shots;
     p.filter_top = c.filter_top;
     p.seed = c.seed;
-    p.dtype = *dtype;
+    p.dtype = dtype;
     if (!c.means_from.empty()) p.means_from = &means;
     auto r = fv::extract(*l->model, *l->ctx, *l->tokenizer, *task, p, *id, progress_bar);
     if (!r) return report(cmd, r.error());
@@ -173,13 +186,9 @@ int run_extract(Common& c) {
 
 int run_build(Common& c) {
     const char* cmd = "fv build";
-    auto method = fv::parse_method(c.method);
-    if (!method) return report(cmd, method.error());
-    auto score = fv::parse_lrp_score(c.score);
-    if (!score) return report(cmd, score.error());
-    auto dtype = parse_dtype(c.dtype);
-    if (!dtype) return report(cmd, dtype.error());
-    if (auto p = parse_policy(c.positions); !p) return report(cmd, p.error());
+    auto ch = parse_choices(c);
+    if (!ch) return report(cmd, ch.error());
+    const auto [method, score, dtype] = *ch;
     auto l = load(c.mo);
     if (!l) return report(cmd, l.error());
     auto text = read_text(c.stats_in, "--stats");
@@ -189,13 +198,13 @@ int run_build(Common& c) {
     const int L = int(l->model->hp.n_layer);
     const int layer = c.layer < 0 ? L / 3 : c.layer;
     if (layer >= L) return report(cmd, invalid_input("--layer: {} out of range 0..{}", layer, L - 1));
-    auto heads = fv::select_heads(*l->model, *st, *method, *score, c.heads, c.seed);
+    auto heads = fv::select_heads(*l->model, *st, method, score, c.heads, c.seed);
     if (!heads) return report(cmd, heads.error());
     auto id = fv::model_identity(*l->model);
     if (!id) return report(cmd, id.error());
     std::string task = std::filesystem::path(c.stats_in).stem().string();  // "antonym.lrp" -> "antonym"
     task = task.substr(0, task.find('.'));
-    fv::FunctionVector v = fv::build_vector(*l->model, *st, *heads, layer, c.distributed, *dtype, *id, task);
+    fv::FunctionVector v = fv::build_vector(*l->model, *st, *heads, layer, c.distributed, dtype, *id, task);
     if (Status s = finish_blob(*l->model, c, v, *heads); !s) return report(cmd, s);
     return kExitOk;
 }

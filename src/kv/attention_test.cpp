@@ -9,6 +9,7 @@
 
 #include "base/thread_pool.h"
 #include "kv/kv_cache.h"
+#include "kv/test_util.h"
 #include "tensor/cpu/simd.h"
 
 namespace strata::kv {
@@ -16,13 +17,7 @@ namespace {
 
 const CacheShape kShape{2, 6, 2, 64, 1024};  // GQA 3, head_dim 64 like SmolLM2
 
-std::vector<float> randn(size_t n, uint32_t seed, float outlier = 0) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> nd;
-    std::vector<float> v(n);
-    for (size_t i = 0; i < n; ++i) v[i] = nd(rng) * (outlier > 0 && i % 64 == 9 ? outlier : 1.f);
-    return v;
-}
+using test::randn;
 
 // Causal attention of the last n queries over decoded K/V, in double.
 std::vector<float> reference(const std::vector<float>& k, const std::vector<float>& v, const float* q, int64_t n,

@@ -18,6 +18,7 @@
 #include "kv/codecs/codecs.h"
 #include "kv/codecs/tq_paper.h"
 #include "kv/kv_cache.h"
+#include "kv/test_util.h"
 #include "tensor/dtype.h"
 
 namespace strata::kv {
@@ -25,13 +26,7 @@ namespace {
 
 constexpr int R = 128, G = 32;
 
-std::vector<float> randn(size_t n, uint32_t seed, float outlier = 0) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> nd;
-    std::vector<float> v(n);
-    for (size_t i = 0; i < n; ++i) v[i] = nd(rng) * (outlier > 0 && i % 64 == 9 ? outlier : 1.f);
-    return v;
-}
+using test::randn;
 
 float f16(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
 
