@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "adapters/linalg.h"
 #include "adapters/lora.h"
 
 namespace strata::adapters::testing {
@@ -32,6 +33,17 @@ inline LoraModule random_lora(int64_t d_out, int64_t d_in, int64_t r, uint64_t s
     for (int64_t i = 0; i < r * d_in; ++i) l.a.push_back(n(g));
     for (int64_t i = 0; i < d_out * r; ++i) l.b.push_back(n(g));
     return l;
+}
+
+// The dense d_out x d_in update of rank-r factors (as a merge returns them).
+inline std::vector<float> dense_of(const Factors& f, int64_t d_out, int64_t d_in) {
+    LoraModule m;
+    m.d_out = d_out;
+    m.d_in = d_in;
+    m.rank = f.rank;
+    m.a = f.a;
+    m.b = f.b;
+    return dense_delta(m);
 }
 
 }  // namespace strata::adapters::testing

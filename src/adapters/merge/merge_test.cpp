@@ -29,15 +29,7 @@ LoraModule as_lora(const std::vector<std::vector<float>>& m) {
 
 using testing::random_lora;
 
-std::vector<float> dense_of(const Factors& f, int64_t d_out, int64_t d_in) {
-    LoraModule m;
-    m.d_out = d_out;
-    m.d_in = d_in;
-    m.rank = f.rank;
-    m.a = f.a;
-    m.b = f.b;
-    return dense_delta(m);
-}
+using testing::dense_of;
 
 std::vector<float> run(const char* method, const MergeOptions& o, std::vector<const LoraModule*> parts, int64_t r_out,
                        const Gates* g = nullptr) {

@@ -33,15 +33,7 @@ Result<ModuleResult> tada(const LoraModule* t, const LoraModule* d, const Gates&
     return (*m)->merge_module(o, job, &g);
 }
 
-std::vector<float> dense_of(const Factors& f, int64_t d_out, int64_t d_in) {
-    LoraModule m;
-    m.d_out = d_out;
-    m.d_in = d_in;
-    m.rank = f.rank;
-    m.a = f.a;
-    m.b = f.b;
-    return dense_delta(m);
-}
+using testing::dense_of;
 
 TEST(TadaProbe, InvariantToRescalingB) {
     const LoraModule t = random_lora(40, 30, 4, 1, 2.f);
