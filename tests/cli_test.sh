@@ -88,5 +88,22 @@ else
   echo "FAIL perplexity-kld: $ppl"; fail=$((fail+1))
 fi
 
+# Free-running greedy under KV formats (metric 4). Bad input first; then an fp32 cache
+# against the fp32 reference must agree exactly at every position (KL 0, no divergence),
+# which fails if the teacher-forced positions were misaligned by one.
+expect kv-greedy-bad-format 2 "strata kv-greedy: --kv-list q9: unknown KV method \"q9\" (known: fp16, fp32, q8_0, q4_1, q4_0, kivi4, kivi2, kivi4_g32_r128, kivi2_g32_r128, hk2, varn2, kvarn_k4v4, kvarn_k4v2, kvarn_k3v3, kvarn_k2v2, turboquant4, turboquant3, turboquant4_b2, turboquant3_b2, tq_mse3, tq_prod3)" -- \
+  "$BIN" kv-greedy -m "$MODEL" --prompts "$SRC/data/kv/chat_prompts.txt" --kv-list fp32,q9 -o "$TMP/g"
+expect kv-greedy-no-prompts 1 "strata kv-greedy: --prompts: $TMP/none.txt: cannot open" -- \
+  "$BIN" kv-greedy -m "$MODEL" --prompts "$TMP/none.txt" --kv-list fp32 -o "$TMP/g"
+head -3 "$SRC/data/kv/chat_prompts.txt" | tail -1 > "$TMP/p1.txt"
+if "$BIN" kv-greedy -m "$MODEL" --prompts "$TMP/p1.txt" --kv-list fp32,kvarn_k2v2 -n 20 -t 1 -o "$TMP/g" >/dev/null 2>&1 &&
+   awk -F'\t' 'NR>1 && $1=="fp32" {n++; if ($4 != 0) bad=1} END {exit !(n==20 && !bad)}' "$TMP/g.kl.tsv" &&
+   awk -F'\t' 'NR>1 && $1=="fp32" {ok = ($3==20 && $4==20 && $5==-1 && $6==1)} END {exit !ok}' "$TMP/g.seq.tsv" &&
+   [[ $(awk -F'\t' 'NR>1 && $1=="kvarn_k2v2"' "$TMP/g.kl.tsv" | wc -l) -eq 20 ]]; then
+  echo "ok   kv-greedy-fp32-self"; pass=$((pass+1))
+else
+  echo "FAIL kv-greedy-fp32-self: $(cat "$TMP/g.seq.tsv" 2>/dev/null)"; fail=$((fail+1))
+fi
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

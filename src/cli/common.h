@@ -69,5 +69,6 @@ Command export_command();
 Command serve_command();
 Command fv_command();
 Command kv_error_command();
+Command kv_greedy_command();
 
 }  // namespace strata::cli

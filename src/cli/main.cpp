@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
     app.set_help_all_flag("--help-all", "help for every subcommand");
     std::vector<Command> commands = {generate_command(), chat_command(), serve_command(), bench_command(), info_command(),
                                      lora_eval_command(), merge_command(), export_command(), perplexity_command(),
-                                     fv_command(), kv_error_command()};
+                                     fv_command(), kv_error_command(), kv_greedy_command()};
     std::vector<std::pair<CLI::App*, Command*>> subs;
     for (auto& c : commands) {
         CLI::App* sub = app.add_subcommand(c.name, c.summary);

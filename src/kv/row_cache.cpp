@@ -1,15 +1,30 @@
 // LayerCache for per-token formats (row_cache.h). Attention per (query, KV head) job:
 // prepared queries for the head's query group, scores page by page through the K codec's
-// fused dot, a two-pass softmax in f32/double (libm exp), then the V codec's fused
+// fused dot, a two-pass softmax (the tile kernels' SIMD max and exp with a double sum),
+// then the V codec's fused
 // weighted accumulate page by page. Encoded rows are read in place; nothing is decoded
 // into a full-precision buffer.
 #include "kv/row_cache.h"
+
+#include "kv/lane_dot.h"
+#include "kv/tile_kernels.h"
+#include "tensor/cpu/simd.h"
+#include "tensor/dtype.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 namespace strata::kv {
+
+const float* fp16_table() {
+    static const std::vector<float> t = [] {
+        std::vector<float> v(65536);
+        for (uint32_t h = 0; h < 65536; ++h) v[h] = fp16_to_fp32(uint16_t(h));
+        return v;
+    }();
+    return t.data();
+}
 
 void RowCodec::prepare_query(const float* q, float* qp) const {
     std::memcpy(qp, q, sizeof(float) * size_t(head_dim_));
@@ -49,6 +64,7 @@ public:
     void attend(const float* q, int64_t n, float* out, const AttendOpts& o) const override {
         const int hk = s_.n_head_kv, D = s_.head_dim, g = s_.n_head / s_.n_head_kv;
         const float scale = 1.0f / std::sqrt(float(D));
+        const TileKernels& kern = tile_kernels(cpu::active_isa());  // max / exp_sum only
         auto job = [&](int64_t b, int64_t e) {
             std::vector<float> qs(static_cast<size_t>(D)), qp(size_t(g) * size_t(D)), sc, acc(static_cast<size_t>(D));
             for (int64_t jb = b; jb < e; ++jb) {
@@ -70,9 +86,7 @@ public:
                 }
                 for (int j = 0; j < g; ++j) {
                     float* sj = &sc[size_t(j) * size_t(n_vis)];
-                    const float mx = *std::max_element(sj, sj + n_vis);
-                    double sum = 0;
-                    for (int64_t t = 0; t < n_vis; ++t) sum += sj[t] = std::exp(sj[t] - mx);
+                    const double sum = kern.exp_sum(sj, int(n_vis), kern.max(sj, int(n_vis)));
                     const float inv = float(1.0 / sum);
                     for (int64_t t = 0; t < n_vis; ++t) sj[t] *= inv;
                     std::fill(acc.begin(), acc.end(), 0.f);

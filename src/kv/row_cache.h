@@ -41,21 +41,41 @@ protected:
     int head_dim_;
 };
 
+// The per-token formats' fused kernels are plain C++ (lane_dot.h); GCC builds them once
+// per ISA level and picks one at load time (ifunc), so they vectorize with AVX2/AVX-512
+// where present and still run on any x86-64. Off under sanitizers and other compilers.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define STRATA_ROW_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define STRATA_ROW_KERNEL
+#endif
+
 // Impl provides: name(), row_bytes(), encode, decode, and
 //   float dot1(const float* qp, const uint8_t* row) const;
 //   void axpy1(float w, const uint8_t* row, float* acc) const;
+namespace detail {
+template <class Impl>
+STRATA_ROW_KERNEL void row_dots(const Impl& self, const float* qp, const uint8_t* rows, size_t stride, int n,
+                                float* out) {
+    for (int t = 0; t < n; ++t) out[t] = self.dot1(qp, rows + size_t(t) * stride);
+}
+template <class Impl>
+STRATA_ROW_KERNEL void row_axpys(const Impl& self, const float* w, const uint8_t* rows, size_t stride, int n,
+                                 float* acc) {
+    for (int t = 0; t < n; ++t)
+        if (w[t] != 0.f) self.axpy1(w[t], rows + size_t(t) * stride, acc);
+}
+}  // namespace detail
+
 template <class Impl>
 class RowCodecT : public RowCodec {
 public:
     using RowCodec::RowCodec;
     void dot_rows(const float* qp, const uint8_t* rows, size_t stride, int n, float* out) const final {
-        const Impl& self = static_cast<const Impl&>(*this);
-        for (int t = 0; t < n; ++t) out[t] = self.dot1(qp, rows + size_t(t) * stride);
+        detail::row_dots(static_cast<const Impl&>(*this), qp, rows, stride, n, out);
     }
     void axpy_rows(const float* w, const uint8_t* rows, size_t stride, int n, float* acc) const final {
-        const Impl& self = static_cast<const Impl&>(*this);
-        for (int t = 0; t < n; ++t)
-            if (w[t] != 0.f) self.axpy1(w[t], rows + size_t(t) * stride, acc);
+        detail::row_axpys(static_cast<const Impl&>(*this), w, rows, stride, n, acc);
     }
 };
 

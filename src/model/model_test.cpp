@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -211,6 +212,58 @@ TEST(Batch, MatchesSeparateEvalsInExactMode) {
     // A sequence twice in one batch is refused.
     std::vector<BatchItem> dup = {{ctxs[0].get(), next, false, {}}, {ctxs[0].get(), next, false, {}}};
     EXPECT_EQ(Context::eval_batch(dup).message(), "eval: a sequence appears twice in one batch");
+}
+
+}  // namespace
+}  // namespace strata::model
+
+namespace strata::model {
+namespace {
+
+// The KV evaluation (docs/kv-cache.md, `strata perplexity --batch 128`) feeds text in
+// 128-token chunks, which the spec allows only where chunked evaluation equals
+// token-by-token decoding. In exact mode it does bit for bit: the f32 matmul kernel gives
+// a (row, token) result independent of the batch, and the caches encode each written token
+// (or tile) the same way whether it arrives alone or in an aligned chunk. Checked on the
+// real model over 260 tokens (the FP16 sink, one quantized tile, two chunk boundaries, a
+// partial tail) for the per-token, TurboQuant and tile families that the evaluation runs
+// chunked; KIVI's FIFO formats (kivi*_g32_r128) quantize on step boundaries by design and
+// run token-by-token.
+TEST(KvEval, ChunkedEqualsTokenByTokenInExactMode) {
+    auto model = load_model(root() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    ASSERT_TRUE(model) << model.error().message();
+    std::vector<int32_t> toks(260);
+    for (size_t i = 0; i < toks.size(); ++i) toks[i] = int32_t((i * 7919 + 13) % 49152);
+    for (const char* kv : {"fp32", "q8_0", "turboquant3_b2", "tq_prod3", "kivi2", "kvarn_k2v2"}) {
+        SCOPED_TRACE(kv);
+        ContextParams cp;
+        cp.n_ctx = 512;
+        cp.exact = true;
+        cp.n_threads = 1;
+        cp.kv = {kv, kv};
+        auto a = Context::create(**model, cp);
+        auto b = Context::create(**model, cp);
+        ASSERT_TRUE(a && b);
+        std::vector<float> one, chunked;
+        for (int32_t t : toks) {
+            auto l = (*a)->eval(std::span<const int32_t>(&t, 1));
+            ASSERT_TRUE(l);
+            one.insert(one.end(), l->begin(), l->end());
+        }
+        for (size_t t0 = 0; t0 < toks.size(); t0 += 128) {
+            const size_t n = std::min<size_t>(128, toks.size() - t0);
+            auto l = (*b)->eval(std::span<const int32_t>(&toks[t0], n), true);
+            ASSERT_TRUE(l);
+            chunked.insert(chunked.end(), l->begin(), l->end());
+        }
+        ASSERT_EQ(chunked.size(), one.size());
+        ASSERT_EQ(one.size() % toks.size(), 0u);
+        const size_t V = one.size() / toks.size();
+        size_t first = one.size();
+        for (size_t i = 0; i < one.size() && first == one.size(); ++i)
+            if (std::memcmp(&one[i], &chunked[i], 4) != 0) first = i;
+        EXPECT_EQ(first, one.size()) << "first difference at token " << first / V;
+    }
 }
 
 }  // namespace

@@ -6,12 +6,15 @@
 // ggml f16 dot over positions. That last dot needs V transposed, so a page holds
 // 64 tokens as K rows [64][n_head_kv*D] then V columns [n_head_kv*D][64]; 64-token pages
 // keep ggml's 64-value chunking (dot_f16_ggml_chunked). Exact mode computes the same
-// attention in f32 with libm exp.
+// attention in f32 (lane_dot.h sums, the tile kernels' SIMD exp).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
+#include "kv/tile_kernels.h"
+#include "tensor/cpu/simd.h"
 #include "kv/row_cache.h"
 #include "ops/ggml_math.h"
 #include "tensor/dtype.h"
@@ -50,6 +53,8 @@ public:
         const int64_t hd = s_.head_dim, n_head = s_.n_head, group = s_.n_head / s_.n_head_kv;
         const float scale = 1.0f / std::sqrt(float(hd));
         const bool ggml = !o.exact;
+        const float* f16 = fp16_table();
+        const TileKernels& kern = tile_kernels(cpu::active_isa());  // exact mode: max / exp_sum
         const int64_t n_pages = (n_ + kPage - 1) / kPage, n_kv_pad = n_pages * kPage;
         auto job = [&](int64_t b, int64_t e) {
             std::vector<float> scores(static_cast<size_t>(n_kv_pad)), probs(static_cast<size_t>(n_kv_pad));
@@ -68,7 +73,7 @@ public:
                     if (ggml) {
                         s = ops::dot_f16_ggml(q16.data(), kr, hd);
                     } else {
-                        for (int64_t d = 0; d < hd; ++d) s += qrow[d] * fp16_to_fp32(kr[d]);
+                        s = lane_dot(qrow, hd, [kr, f16](int64_t d) { return f16[kr[d]]; });
                     }
                     s *= scale;
                     scores[size_t(j)] = s;
@@ -79,8 +84,8 @@ public:
                 if (ggml) {
                     sum = ops::softmax_exp_ggml(scores.data(), probs.data(), n_kv, mx);
                 } else {
-                    sum = 0;
-                    for (int64_t j = 0; j < n_kv; ++j) sum += probs[size_t(j)] = std::exp(scores[size_t(j)] - mx);
+                    std::copy_n(scores.data(), n_kv, probs.data());
+                    sum = kern.exp_sum(probs.data(), int(n_kv), mx);
                 }
                 const float inv = float(1.0 / sum);
                 for (int64_t j = 0; j < n_kv; ++j) probs[size_t(j)] *= inv;
@@ -95,10 +100,11 @@ public:
                 } else {
                     for (int64_t d = 0; d < hd; ++d) {
                         float acc = 0;
-                        for (int64_t j = 0; j < n_kv; ++j)
-                            acc += probs[size_t(j)] *
-                                   fp16_to_fp32(page16(j / kPage)[size_t(kPage) * kv_dim_ + size_t(kvh * hd + d) * kPage +
-                                                                  size_t(j % kPage)]);
+                        for (int64_t p0 = 0; p0 < n_kv; p0 += kPage) {
+                            const uint16_t* vc = page16(p0 / kPage) + size_t(kPage) * kv_dim_ + size_t(kvh * hd + d) * kPage;
+                            acc += lane_dot(&probs[size_t(p0)], std::min<int64_t>(kPage, n_kv - p0),
+                                            [vc, f16](int64_t j) { return f16[vc[j]]; });
+                        }
                         od[d] = acc;
                     }
                 }
@@ -171,9 +177,8 @@ public:
     }
     float dot1(const float* qp, const uint8_t* row) const {
         auto* h = reinterpret_cast<const uint16_t*>(row);
-        float s = 0;
-        for (int d = 0; d < head_dim_; ++d) s += qp[d] * fp16_to_fp32(h[d]);
-        return s;
+        const float* f16 = fp16_table();
+        return lane_dot(qp, head_dim_, [h, f16](int64_t d) { return f16[h[d]]; });
     }
     void axpy1(float w, const uint8_t* row, float* acc) const {
         auto* h = reinterpret_cast<const uint16_t*>(row);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
 #include "kv/row_cache.h"
 
 namespace strata::kv {
@@ -16,10 +17,7 @@ public:
     void encode(const float* x, uint8_t* dst) const override { std::memcpy(dst, x, row_bytes()); }
     void decode(const uint8_t* src, float* x) const override { std::memcpy(x, src, row_bytes()); }
     float dot1(const float* qp, const uint8_t* row) const {
-        const auto* k = reinterpret_cast<const float*>(row);
-        float s = 0;
-        for (int d = 0; d < head_dim_; ++d) s += qp[d] * k[d];
-        return s;
+        return dot8(qp, reinterpret_cast<const float*>(row), head_dim_);
     }
     void axpy1(float w, const uint8_t* row, float* acc) const {
         const auto* v = reinterpret_cast<const float*>(row);

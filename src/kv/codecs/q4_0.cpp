@@ -1,8 +1,9 @@
 // q4_0: llama.cpp's 4-bit symmetric block format per token (spec §4.2): per 32 channels an
 // f16 d = m/-8 (m = the signed value of largest magnitude) and nibbles q with
 // x = (q - 8)·d; byte j holds element j (low nibble) and j+16 (high). Encoder: ggml's
-// quantize_row_q4_0_ref (tensor/dtype.cpp). Fused: d·(sum q·c - 8·sum q) per block.
+// quantize_row_q4_0_ref (tensor/dtype.cpp). Fused: d·sum q·(c - 8) per block.
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
 #include "kv/row_cache.h"
 #include "tensor/dtype.h"
 
@@ -20,12 +21,10 @@ public:
         const auto* b = reinterpret_cast<const BlockQ4_0*>(row);
         float s = 0;
         for (int i = 0; i < head_dim_ / 32; ++i, qp += 32) {
-            float p = 0, qsum = 0;
-            for (int j = 0; j < 16; ++j) {
-                p += qp[j] * float(b[i].qs[j] & 15) + qp[j + 16] * float(b[i].qs[j] >> 4);
-                qsum += qp[j] + qp[j + 16];
-            }
-            s += fp16_to_fp32(b[i].d) * (p - 8.f * qsum);
+            const uint8_t* c = b[i].qs;
+            const float p = lane_dot(qp, 16, [c](int64_t j) { return float(int(c[j] & 15) - 8); }) +
+                            lane_dot(qp + 16, 16, [c](int64_t j) { return float(int(c[j] >> 4) - 8); });
+            s += fp16_to_fp32(b[i].d) * p;
         }
         return s;
     }

@@ -3,6 +3,7 @@
 // q4_0). Encoder: ggml's quantize_row_q4_1_ref (tensor/dtype.cpp). Fused: d·(sum q·c) +
 // m·(sum q) per block.
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
 #include "kv/row_cache.h"
 #include "tensor/dtype.h"
 
@@ -20,11 +21,10 @@ public:
         const auto* b = reinterpret_cast<const BlockQ4_1*>(row);
         float s = 0;
         for (int i = 0; i < head_dim_ / 32; ++i, qp += 32) {
-            float p = 0, qsum = 0;
-            for (int j = 0; j < 16; ++j) {
-                p += qp[j] * float(b[i].qs[j] & 15) + qp[j + 16] * float(b[i].qs[j] >> 4);
-                qsum += qp[j] + qp[j + 16];
-            }
+            const uint8_t* c = b[i].qs;
+            const float p = lane_dot(qp, 16, [c](int64_t j) { return float(c[j] & 15); }) +
+                            lane_dot(qp + 16, 16, [c](int64_t j) { return float(c[j] >> 4); });
+            const float qsum = lane_dot(qp, 32, [](int64_t) { return 1.f; });
             s += fp16_to_fp32(b[i].d) * p + fp16_to_fp32(b[i].m) * qsum;
         }
         return s;

@@ -3,6 +3,7 @@
 // codes (ggml's quantize_row_q8_0_ref, tensor/dtype.cpp). Fused kernels fold d into the
 // block's partial dot (scores) and into the softmax weight (values).
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
 #include "kv/row_cache.h"
 #include "tensor/dtype.h"
 
@@ -20,9 +21,8 @@ public:
         const auto* b = reinterpret_cast<const BlockQ8_0*>(row);
         float s = 0;
         for (int i = 0; i < head_dim_ / 32; ++i, qp += 32) {
-            float p = 0;
-            for (int j = 0; j < 32; ++j) p += qp[j] * float(b[i].qs[j]);
-            s += fp16_to_fp32(b[i].d) * p;
+            const int8_t* c = b[i].qs;
+            s += fp16_to_fp32(b[i].d) * lane_dot(qp, 32, [c](int64_t j) { return float(c[j]); });
         }
         return s;
     }

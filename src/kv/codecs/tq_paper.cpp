@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
 #include "kv/page_pool.h"
 #include "kv/tile_kernels.h"
 #include "kv/varn.h"
@@ -89,15 +90,6 @@ std::shared_ptr<const V> cached(const K& key, F&& make) {
     auto& slot = m[key];
     if (!slot) slot = std::make_shared<const V>(make());
     return slot;
-}
-
-// Dot product of n % 8 == 0 floats with 8 independent partial sums, so the compiler
-// vectorizes it without -ffast-math.
-inline float dot8(const float* a, const float* b, int n) {
-    float p[8] = {};
-    for (int i = 0; i < n; i += 8)
-        for (int l = 0; l < 8; ++l) p[l] += a[i + l] * b[i + l];
-    return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
 }
 
 // y[i] = sum_j M[i][j] x[j]

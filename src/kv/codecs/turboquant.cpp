@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
 #include "kv/hadamard.h"
 #include "kv/row_cache.h"
 #include "kv/varn.h"
@@ -98,9 +99,8 @@ public:
     float dot1(const float* qp, const uint8_t* row) const {
         uint8_t idx[256];
         unpack_codes(row, head_dim_, bits_, idx);
-        float s = 0;
-        for (int d = 0; d < head_dim_; ++d) s += qp[d] * cb_[idx[d]];
-        return scale(row) * s;
+        const float* cb = cb_.data();
+        return scale(row) * lane_dot(qp, head_dim_, [cb, &idx](int64_t d) { return cb[idx[d]]; });
     }
     void axpy1(float, const uint8_t*, float*) const {}  // keys are never accumulated
 

@@ -109,7 +109,11 @@ void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, cons
     bool offset_q8 = false;
     const GemmTileFn gemm = !exact && n_batch >= 2 ? gemm_tile_fn(wt, &offset_q8) : nullptr;
     const MatvecFn mv = !exact && n_batch == 1 ? matvec_fn(wt) : nullptr;
-    const bool f32_gemm = exact && n_batch >= 2 && active_isa() >= Isa::kAvx2 && dtype_info_checked(wt).can_dequantize;
+    // Exact mode takes the f32 tile kernel for every batch size, one token included: a
+    // (row, token) result then depends on neither the batch size nor the token's place in
+    // it, so chunked evaluation equals token-by-token decoding bit for bit (the KV
+    // evaluation relies on it, cli perplexity --batch).
+    const bool f32_gemm = exact && active_isa() >= Isa::kAvx2 && dtype_info_checked(wt).can_dequantize;
     if (f32_gemm) {  // reads x directly
         split_tiles(pool, n_rows, n_batch, [&](int64_t tile0, int64_t tile1, int64_t t0, int64_t t1) {
             float* wf = reinterpret_cast<float*>(thread_scratch(kScratchF32Tile, size_t(kGemmRows * n_cols) * sizeof(float)));

@@ -1,0 +1,183 @@
+// strata kv-greedy: free-running greedy decoding under KV formats (spec kvarn.md §6.3,
+// metric 4). Model compute is always f32 (--exact); only the cache changes. Per chat
+// prompt (one per line of --prompts, rendered with the model's chat template):
+//   reference — greedy decode with an fp32 cache up to -n tokens or end of generation; its
+//               log-softmax at every generated position is kept;
+//   (a) teacher-forced — each configuration prefills the prompt in one eval (as generation
+//               does) and is then fed the reference trajectory one token per eval; per
+//               position KL(p_fp32 || p_cfg) over the full vocabulary (double log-softmax);
+//   (b) free-running — each configuration decodes greedily on its own; first position
+//               whose token differs from the reference trajectory, and the share of
+//               positions < the reference length holding the same token.
+// Writes PREFIX.kl.tsv (kv, prompt, pos, kl) and PREFIX.seq.tsv (kv, prompt, ref_len,
+// cfg_len, first_diff, same_share); tools/kv_greedy.py summarizes them.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include "cli/common.h"
+#include "tokenizer/chat_template.h"
+
+namespace strata::cli {
+namespace {
+
+void log_softmax(const float* lg, int64_t V, std::vector<double>& out) {
+    out.resize(size_t(V));
+    double mx = lg[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(lg[v]));
+    double z = 0;
+    for (int64_t v = 0; v < V; ++v) z += std::exp(double(lg[v]) - mx);
+    const double lse = mx + std::log(z);
+    for (int64_t v = 0; v < V; ++v) out[size_t(v)] = double(lg[v]) - lse;
+}
+
+int32_t argmax(const float* lg, int64_t V) { return int32_t(std::max_element(lg, lg + V) - lg); }
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    size_t b = 0;
+    while (b <= s.size()) {
+        const size_t e = std::min(s.find(',', b), s.size());
+        if (e > b) out.push_back(s.substr(b, e - b));
+        b = e + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+Command kv_greedy_command() {
+    struct State {
+        ModelOpts mo;
+        std::string prompts, kvs, out;
+        int n = 1024;
+    };
+    auto st = std::make_shared<State>();
+    Command c;
+    c.name = "kv-greedy";
+    c.summary = "free-running greedy decoding under KV formats vs an fp32 cache (first divergence, KL growth)";
+    c.declare = [st](CLI::App* app) {
+        add_model_opts(app, st->mo);
+        app->add_option("--prompts", st->prompts, "file with one chat prompt per line")->required();
+        app->add_option("--kv-list", st->kvs, "comma-separated KV formats to compare with fp32")->required();
+        app->add_option("-n,--n-predict", st->n, "most tokens per answer")->capture_default_str();
+        app->add_option("-o,--out", st->out, "output prefix (PREFIX.kl.tsv, PREFIX.seq.tsv)")->required();
+    };
+    c.run = [st]() -> int {
+        const char* cmd = "kv-greedy";
+        if (st->n < 1) return report(cmd, invalid_input("-n: must be >= 1 (got {})", st->n));
+        if (st->mo.kv != "fp16" || !st->mo.kv_k.empty() || !st->mo.kv_v.empty())
+            return report(cmd, invalid_input("--kv/--kv-k/--kv-v: kv-greedy takes its formats from --kv-list"));
+        const std::vector<std::string> kvs = split_list(st->kvs);
+        if (kvs.empty()) return report(cmd, invalid_input("--kv-list: no format named"));
+        std::ifstream pin(st->prompts);
+        if (!pin) return report(cmd, not_found("--prompts: {}: cannot open", st->prompts));
+        std::vector<std::string> prompts;
+        for (std::string line; std::getline(pin, line);)
+            if (!line.empty() && line[0] != '#') prompts.push_back(line);
+        if (prompts.empty()) return report(cmd, invalid_input("--prompts: {} holds no prompt", st->prompts));
+
+        ModelOpts mo = st->mo;
+        mo.exact = true;  // spec §6.1: model compute f32, only the cache changes
+        mo.kv = "fp32";
+        auto l = load(mo);  // the reference context
+        if (!l) return report(cmd, l.error());
+        std::vector<std::unique_ptr<model::Context>> cfg;
+        for (const std::string& k : kvs) {
+            model::ContextParams cp;
+            cp.n_ctx = l->ctx->n_ctx();
+            cp.exact = true;
+            cp.kv.k = cp.kv.v = k;
+            cp.pool = &l->ctx->pool();
+            auto x = model::Context::create(*l->model, cp);
+            if (!x) return report(cmd, x.error().with_context(fmt::format("--kv-list {}", k)));
+            cfg.push_back(std::move(*x));
+        }
+        std::ofstream kl_out(st->out + ".kl.tsv"), seq_out(st->out + ".seq.tsv");
+        if (!kl_out || !seq_out) return report(cmd, not_found("{}.*.tsv: cannot write", st->out));
+        kl_out << "kv\tprompt\tpos\tkl\n";
+        seq_out << "kv\tprompt\tref_len\tcfg_len\tfirst_diff\tsame_share\n";
+
+        const ChatTemplate tmpl = chat_template_from_jinja(l->tokenizer->vocab().chat_template);
+        const Tokenizer& tok = *l->tokenizer;
+        std::vector<double> lsm;
+        for (size_t p = 0; p < prompts.size(); ++p) {
+            const std::string text = apply_chat_template(tmpl, {{"user", prompts[p]}}, true);
+            const std::vector<int32_t> ids = tok.encode(text, false, true);
+            const int64_t n_max = std::min<int64_t>(st->n, l->ctx->n_ctx() - int64_t(ids.size()));
+            if (n_max < 1)
+                return report(cmd, invalid_input("--prompts line {}: {} tokens leave no room in --ctx {}", p + 1,
+                                                 ids.size(), l->ctx->n_ctx()));
+            // Reference trajectory and its log-softmax per generated position (float keeps
+            // 1024 x 49152 values at 200 MB).
+            l->ctx->truncate(0);
+            std::vector<int32_t> ref;
+            std::vector<float> ref_lsm;
+            auto lg = l->ctx->eval(ids);
+            if (!lg) return report(cmd, lg.error());
+            const int64_t V = int64_t(lg->size());
+            for (;;) {
+                log_softmax(lg->data(), V, lsm);
+                ref_lsm.insert(ref_lsm.end(), lsm.begin(), lsm.end());
+                const int32_t t = argmax(lg->data(), V);
+                ref.push_back(t);
+                if (tok.is_eog(t) || int64_t(ref.size()) >= n_max) break;
+                lg = l->ctx->eval(std::span<const int32_t>(&t, 1));
+                if (!lg) return report(cmd, lg.error());
+            }
+            const int64_t m = int64_t(ref.size());
+            for (size_t k = 0; k < kvs.size(); ++k) {
+                model::Context& x = *cfg[k];
+                // (a) teacher-forced on the reference trajectory.
+                x.truncate(0);
+                auto xl = x.eval(ids);
+                if (!xl) return report(cmd, xl.error());
+                for (int64_t i = 0;; ++i) {
+                    log_softmax(xl->data(), V, lsm);
+                    const float* r = &ref_lsm[size_t(i * V)];
+                    double kl = 0;
+                    // Both sides rounded to float as the reference is stored, so equal
+                    // logits give KL 0 exactly.
+                    for (int64_t v = 0; v < V; ++v)
+                        kl += std::exp(double(r[v])) * (double(r[v]) - double(float(lsm[size_t(v)])));
+                    kl_out << fmt::format("{}\t{}\t{}\t{:.6g}\n", kvs[k], p, i, std::max(0.0, kl));
+                    if (i + 1 >= m) break;
+                    xl = x.eval(std::span<const int32_t>(&ref[size_t(i)], 1));
+                    if (!xl) return report(cmd, xl.error());
+                }
+                // (b) free-running.
+                x.truncate(0);
+                xl = x.eval(ids);
+                if (!xl) return report(cmd, xl.error());
+                std::vector<int32_t> own;
+                for (;;) {
+                    const int32_t t = argmax(xl->data(), V);
+                    own.push_back(t);
+                    if (tok.is_eog(t) || int64_t(own.size()) >= n_max) break;
+                    xl = x.eval(std::span<const int32_t>(&t, 1));
+                    if (!xl) return report(cmd, xl.error());
+                }
+                int64_t first = -1, same = 0;
+                for (int64_t i = 0; i < m; ++i) {
+                    const bool eq = i < int64_t(own.size()) && own[size_t(i)] == ref[size_t(i)];
+                    same += eq;
+                    if (!eq && first < 0) first = i;
+                }
+                if (first < 0 && int64_t(own.size()) != m) first = m;  // same tokens, different length
+                seq_out << fmt::format("{}\t{}\t{}\t{}\t{}\t{:.4f}\n", kvs[k], p, m, own.size(), first,
+                                       double(same) / double(m));
+            }
+            kl_out.flush(), seq_out.flush();
+            fmt::print(stderr, "prompt {}/{}: {} tokens\n", p + 1, prompts.size(), m);
+        }
+        fmt::print("kv-greedy: {} prompts x {} formats -> {}.kl.tsv, {}.seq.tsv\n", prompts.size(), kvs.size(), st->out,
+                   st->out);
+        return kExitOk;
+    };
+    return c;
+}
+
+}  // namespace strata::cli
