@@ -42,11 +42,21 @@ def boot(a, b, ref, metric, n=2000, seed=0):
     return f(segs), np.quantile(diffs, 0.025), np.quantile(diffs, 0.975)
 
 
+def kl_slope(r, ii, binw=256):
+    """Least-squares slope of mean KL per position bin (from bin 1) over the rows ii."""
+    b = r["pos"][ii] // binw
+    k = r["kl"][ii]
+    bins = np.arange(1, b.max() + 1)
+    y = np.array([k[b == i].mean() for i in bins])
+    return np.polyfit(bins, y, 1)[0] if len(bins) >= 2 else float("nan")
+
+
 METRICS = {
     "mean KLD": lambda r, ii, ref: r["kl"][ii].mean(),
     "p99.9 KLD": lambda r, ii, ref: np.quantile(r["kl"][ii], 0.999),
     "dPPL %": lambda r, ii, ref: 100 * (np.exp(r["nll"][ii].mean()) - np.exp(ref["nll"][ii].mean())) / np.exp(ref["nll"][ii].mean()),
     "top-1 %": lambda r, ii, ref: 100 * r["top"][ii].mean(),
+    "KL slope per 256-token bin": lambda r, ii, ref: kl_slope(r, ii),
 }
 
 
