@@ -2,7 +2,8 @@
 """Summarizes `strata kv-greedy` (spec kvarn.md §6.3 metric 4) for docs/kv-cache.md.
 Per KV format: (a) teacher-forced on the fp32 greedy trajectory, mean KL, mean KL per
 position bin, least-squares slope of bin mean KL vs bin index and late/early ratio (last
-bin holding >= 1/4 of the prompts over the first bin); (b) free-running, the median over
+bin holding >= 1/4 of the prompts over bin 1; bin 0 is left out of both because it lies in
+the tile formats' FP16 sink); (b) free-running, the median over
 prompts of the first position whose token differs from the fp32 trajectory (a prompt
 that never differs counts as its trajectory length, so the median is a lower bound where
 marked >=) and the mean share of identical tokens. Paired bootstrap over prompts (95% CI)
@@ -10,6 +11,8 @@ for format differences named with --pair A:B. Writes PREFIX.md and PREFIX.png.
 Usage: .venv/bin/python tools/kv_greedy.py PREFIX [--bin 128] [--pair kivi2:kvarn_k2v2 ...]"""
 import argparse
 import csv
+import gzip
+import os
 from collections import defaultdict
 
 import numpy as np
@@ -17,7 +20,9 @@ import numpy as np
 
 def load(prefix):
     kl = defaultdict(lambda: defaultdict(list))  # kv -> prompt -> [kl by pos]
-    for r in csv.DictReader(open(f"{prefix}.kl.tsv"), delimiter="\t"):
+    path = f"{prefix}.kl.tsv"
+    f = open(path) if os.path.exists(path) else gzip.open(path + ".gz", "rt")  # docs keep it gzipped
+    for r in csv.DictReader(f, delimiter="\t"):
         kl[r["kv"]][int(r["prompt"])].append(float(r["kl"]))
     seq = defaultdict(dict)
     for r in csv.DictReader(open(f"{prefix}.seq.tsv"), delimiter="\t"):
@@ -39,8 +44,9 @@ def bin_means(per_prompt, prompts, binw):
 def summary(kl, seq, kv, prompts, binw):
     allkl = np.concatenate([kl[kv][p] for p in prompts])
     b, m, c = bin_means(kl[kv], prompts, binw)
-    # Bins where enough trajectories are still running (>= 1/4 of the prompts' tokens).
-    full = c >= max(1, binw * len(prompts) // 4)
+    # From bin 1 on (bin 0 lies in the tile formats' FP16 sink, as in tools/kv_eval.py), bins
+    # where enough trajectories are still running (>= 1/4 of the prompts' tokens).
+    full = (b >= 1) & (c >= max(1, binw * len(prompts) // 4))
     bb, mm = b[full], m[full]
     slope = float(np.polyfit(bb, mm, 1)[0]) if len(bb) >= 2 else float("nan")
     ratio = float(mm[-1] / mm[0]) if len(mm) >= 2 and mm[0] > 0 else float("nan")
