@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/kernels/kv_throughput_plot.py DIR OUT.png
 DIR holds files b<B>_l<L>.json. Prints a markdown table and writes a two-panel PNG:
 decode tokens/s (per CPU-second, one thread) vs context at batch 1, and the ratio to fp16
-(median of per-round ratios) vs cached tokens per layer (B x L).
+(median of per-round ratios) vs context, one line per format and batch.
 """
 import glob
 import json
@@ -49,9 +49,15 @@ def main():
             xs = [p[0] for p in pts]
             ax[0].errorbar(xs, [p[1] for p in pts], yerr=[[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]],
                            marker="o", capsize=3, label=kv)
-        pts = sorted((b * l, f["cpu_ratio_median"]) for b, l, j in runs for f in j["formats"] if f["kv"] == kv)
-        if pts:
-            ax[1].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=kv)
+    # Ratio panel: x = context L, one panel line per (format, batch); batches as line styles.
+    styles = {1: "-", 4: "--", 8: ":", 16: "-."}
+    colors = {kv: f"C{i}" for i, kv in enumerate(kvs)}
+    for kv in kvs:
+        for bb in sorted({b for b, _, _ in runs}):
+            pts = sorted((l, f["cpu_ratio_median"]) for b, l, j in runs if b == bb for f in j["formats"] if f["kv"] == kv)
+            if pts:
+                ax[1].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, color=colors[kv],
+                           ls=styles.get(bb, "-"), label=f"{kv} B={bb}" if kv != "fp16" else None)
     ax[0].set_xscale("log", base=2)
     ax[0].set_xlabel("context L (tokens)")
     ax[0].set_ylabel("decode tokens / CPU-second (B=1, 1 thread)")
@@ -59,10 +65,10 @@ def main():
     ax[0].legend()
     ax[1].set_xscale("log", base=2)
     ax[1].axhline(1.0, color="gray", lw=0.8)
-    ax[1].set_xlabel("cached tokens per layer, B x L")
+    ax[1].set_xlabel("context L (tokens); line style = batch B")
     ax[1].set_ylabel("decode speed / fp16 (same rounds)")
     ax[1].set_title("Ratio to fp16 (median of per-round ratios, CPU time)")
-    ax[1].legend()
+    ax[1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
