@@ -24,16 +24,6 @@
 namespace strata::cli {
 namespace {
 
-void log_softmax(const float* lg, int64_t V, std::vector<double>& out) {
-    out.resize(size_t(V));
-    double mx = lg[0];
-    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(lg[v]));
-    double z = 0;
-    for (int64_t v = 0; v < V; ++v) z += std::exp(double(lg[v]) - mx);
-    const double lse = mx + std::log(z);
-    for (int64_t v = 0; v < V; ++v) out[size_t(v)] = double(lg[v]) - lse;
-}
-
 int32_t argmax(const float* lg, int64_t V) { return int32_t(std::max_element(lg, lg + V) - lg); }
 
 std::vector<std::string> split_list(const std::string& s) {

@@ -164,14 +164,8 @@ Command perplexity_command() {
                 auto logits = l->ctx->eval(std::span<const int32_t>(&toks[size_t(s * L + t0)], size_t(nb)), true);
                 if (!logits) return report(cmd, logits.error());
                 for (int64_t i = 0; i < nb; ++i, ++pos_i) {
-                    const float* lg = logits->data() + i * V;
                     const int64_t t = t0 + i;
-                    double mx = lg[0];
-                    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(lg[v]));
-                    double z = 0;
-                    for (int64_t v = 0; v < V; ++v) z += std::exp(double(lg[v]) - mx);
-                    const double lse = mx + std::log(z);
-                    for (int64_t v = 0; v < V; ++v) lsm[size_t(v)] = double(lg[v]) - lse;
+                    log_softmax(logits->data() + i * V, V, lsm);
                     const int32_t right = toks[size_t(s * L + t + 1)];
                     nll.push_back(-lsm[size_t(right)]);
                     const int32_t top1 = int32_t(std::max_element(lsm.begin(), lsm.end()) - lsm.begin());

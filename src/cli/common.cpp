@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include "adapters/load.h"
@@ -104,6 +106,16 @@ Result<Loaded> load(const ModelOpts& o) {
     STRATA_TRY(apply_loras(o, l));
     STRATA_TRY(apply_fvs(o, l));
     return l;
+}
+
+void log_softmax(const float* lg, int64_t V, std::vector<double>& out) {
+    out.resize(size_t(V));
+    double mx = lg[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(lg[v]));
+    double z = 0;
+    for (int64_t v = 0; v < V; ++v) z += std::exp(double(lg[v]) - mx);
+    const double lse = mx + std::log(z);
+    for (int64_t v = 0; v < V; ++v) out[size_t(v)] = double(lg[v]) - lse;
 }
 
 int report(const std::string& cmd, const Status& s) {

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/generate.h"
 #include "fv/inject.h"
@@ -50,6 +51,10 @@ Result<Loaded> load(const ModelOpts& o);
 int report(const std::string& cmd, const Status& s);
 
 void print_timings(const engine::GenerateStats& st);
+
+// out[v] = log-softmax of logits lg[0..V) in double (max-shifted sum of exps); the
+// teacher-forced evaluations (perplexity, kv-greedy) score with it.
+void log_softmax(const float* lg, int64_t V, std::vector<double>& out);
 
 struct Command {
     std::string name;
