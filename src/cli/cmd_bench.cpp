@@ -87,12 +87,7 @@ double measure_bandwidth_gbs(int threads) {
 // fill is flushed and timed rounds hold no flush unless n_gen crosses a tile boundary.
 template <class State, class Loaded, class Tokens>
 int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_tokens) {
-    std::vector<std::string> formats;
-    for (size_t b = 0; b <= st.kv_compare.size();) {
-        const size_t e = std::min(st.kv_compare.find(',', b), st.kv_compare.size());
-        if (e > b) formats.push_back(st.kv_compare.substr(b, e - b));
-        b = e + 1;
-    }
+    const std::vector<std::string> formats = split_commas(st.kv_compare);
     if (st.n_gen <= 0) return report("bench", invalid_input("--kv-compare: needs -n > 0"));
     using clock = std::chrono::steady_clock;
     const size_t nf = formats.size();

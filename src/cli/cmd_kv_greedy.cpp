@@ -26,17 +26,6 @@ namespace {
 
 int32_t argmax(const float* lg, int64_t V) { return int32_t(std::max_element(lg, lg + V) - lg); }
 
-std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    size_t b = 0;
-    while (b <= s.size()) {
-        const size_t e = std::min(s.find(',', b), s.size());
-        if (e > b) out.push_back(s.substr(b, e - b));
-        b = e + 1;
-    }
-    return out;
-}
-
 }  // namespace
 
 Command kv_greedy_command() {
@@ -61,7 +50,7 @@ Command kv_greedy_command() {
         if (st->n < 1) return report(cmd, invalid_input("-n: must be >= 1 (got {})", st->n));
         if (st->mo.kv != "fp16" || !st->mo.kv_k.empty() || !st->mo.kv_v.empty())
             return report(cmd, invalid_input("--kv/--kv-k/--kv-v: kv-greedy takes its formats from --kv-list"));
-        const std::vector<std::string> kvs = split_list(st->kvs);
+        const std::vector<std::string> kvs = split_commas(st->kvs);
         if (kvs.empty()) return report(cmd, invalid_input("--kv-list: no format named"));
         std::ifstream pin(st->prompts);
         if (!pin) return report(cmd, not_found("--prompts: {}: cannot open", st->prompts));

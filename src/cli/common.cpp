@@ -118,6 +118,16 @@ void log_softmax(const float* lg, int64_t V, std::vector<double>& out) {
     for (int64_t v = 0; v < V; ++v) out[size_t(v)] = double(lg[v]) - lse;
 }
 
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    for (size_t b = 0; b <= s.size();) {
+        const size_t e = std::min(s.find(',', b), s.size());
+        if (e > b) out.push_back(s.substr(b, e - b));
+        b = e + 1;
+    }
+    return out;
+}
+
 int report(const std::string& cmd, const Status& s) {
     if (s.ok()) return kExitOk;
     fmt::print(stderr, "strata {}: {}\n", cmd, s.message());

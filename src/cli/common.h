@@ -56,6 +56,9 @@ void print_timings(const engine::GenerateStats& st);
 // teacher-forced evaluations (perplexity, kv-greedy) score with it.
 void log_softmax(const float* lg, int64_t V, std::vector<double>& out);
 
+// The non-empty items of a comma-separated flag value ("a,,b," -> {a, b}).
+std::vector<std::string> split_commas(const std::string& s);
+
 struct Command {
     std::string name;
     std::string summary;
