@@ -105,5 +105,20 @@ else
   echo "FAIL kv-greedy-fp32-self: $(cat "$TMP/g.seq.tsv" 2>/dev/null)"; fail=$((fail+1))
 fi
 
+# --shard I/N: a bad value is refused; a shard writes the same rows, under the same prompt
+# numbers, as the whole run does for those prompts.
+expect kv-greedy-bad-shard 2 "strata kv-greedy: --shard: want I/N with 0 <= I < N (got '2/2')" -- \
+  "$BIN" kv-greedy -m "$MODEL" --prompts "$SRC/data/kv/chat_prompts.txt" --kv-list fp32 --shard 2/2 -o "$TMP/g"
+grep -v "^#" "$SRC/data/kv/chat_prompts.txt" | head -3 > "$TMP/p3.txt"
+if "$BIN" kv-greedy -m "$MODEL" --prompts "$TMP/p3.txt" --kv-list q4_0 -n 6 -t 1 -o "$TMP/all" >/dev/null 2>&1 &&
+   "$BIN" kv-greedy -m "$MODEL" --prompts "$TMP/p3.txt" --kv-list q4_0 -n 6 -t 1 --shard 1/2 -o "$TMP/s1" >/dev/null 2>&1 &&
+   [[ $(awk -F'\t' 'NR>1 {print $2}' "$TMP/s1.seq.tsv") == 1 ]] &&
+   diff <(awk -F'\t' 'NR==1 || $2==1' "$TMP/all.kl.tsv") "$TMP/s1.kl.tsv" >/dev/null &&
+   diff <(awk -F'\t' 'NR==1 || $2==1' "$TMP/all.seq.tsv") "$TMP/s1.seq.tsv" >/dev/null; then
+  echo "ok   kv-greedy-shard"; pass=$((pass+1))
+else
+  echo "FAIL kv-greedy-shard: $(cat "$TMP/s1.seq.tsv" 2>/dev/null)"; fail=$((fail+1))
+fi
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -8,7 +8,9 @@ prompts of the first position whose token differs from the fp32 trajectory (a pr
 that never differs counts as its trajectory length, so the median is a lower bound where
 marked >=) and the mean share of identical tokens. Paired bootstrap over prompts (95% CI)
 for format differences named with --pair A:B. Writes PREFIX.md and PREFIX.png.
-Usage: .venv/bin/python tools/kv_greedy.py PREFIX [--bin 128] [--pair kivi2:kvarn_k2v2 ...]"""
+Several PREFIXes (the shards of `kv-greedy --shard I/N`) are read together; the summary
+goes to --out (default: the first PREFIX).
+Usage: .venv/bin/python tools/kv_greedy.py PREFIX [PREFIX...] [--out P] [--bin 128] [--pair kivi2:kvarn_k2v2 ...]"""
 import argparse
 import csv
 import gzip
@@ -18,16 +20,19 @@ from collections import defaultdict
 import numpy as np
 
 
-def load(prefix):
+def load(prefixes):
     kl = defaultdict(lambda: defaultdict(list))  # kv -> prompt -> [kl by pos]
-    path = f"{prefix}.kl.tsv"
-    f = open(path) if os.path.exists(path) else gzip.open(path + ".gz", "rt")  # docs keep it gzipped
-    for r in csv.DictReader(f, delimiter="\t"):
-        kl[r["kv"]][int(r["prompt"])].append(float(r["kl"]))
     seq = defaultdict(dict)
-    for r in csv.DictReader(open(f"{prefix}.seq.tsv"), delimiter="\t"):
-        seq[r["kv"]][int(r["prompt"])] = dict(m=int(r["ref_len"]), first=int(r["first_diff"]),
-                                             share=float(r["same_share"]))
+    for prefix in prefixes:
+        path = f"{prefix}.kl.tsv"
+        f = open(path) if os.path.exists(path) else gzip.open(path + ".gz", "rt")  # docs keep it gzipped
+        for r in csv.DictReader(f, delimiter="\t"):
+            kl[r["kv"]][int(r["prompt"])].append(float(r["kl"]))
+        for r in csv.DictReader(open(f"{prefix}.seq.tsv"), delimiter="\t"):
+            k, p = r["kv"], int(r["prompt"])
+            if p in seq[k]:
+                raise SystemExit(f"{prefix}.seq.tsv: prompt {p} under {k} appears in two inputs")
+            seq[k][p] = dict(m=int(r["ref_len"]), first=int(r["first_diff"]), share=float(r["same_share"]))
     return kl, seq
 
 
@@ -67,11 +72,13 @@ def boot(kl, seq, a, b, prompts, f, n=2000, seed=0):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("prefix")
+    ap.add_argument("prefix", nargs="+")
+    ap.add_argument("--out", help="output prefix (default: the first PREFIX)")
     ap.add_argument("--bin", type=int, default=128)
     ap.add_argument("--pair", action="append", default=[])
     a = ap.parse_args()
     kl, seq = load(a.prefix)
+    out_prefix = a.out or a.prefix[0]
     kvs = list(kl)
     prompts = sorted(set.intersection(*(set(seq[k]) for k in kvs)))
     lens = [seq[kvs[0]][p]["m"] for p in prompts]
@@ -99,7 +106,7 @@ def main():
             r = [boot(kl, seq, x, y, prompts, f) for f in (mean_kl, first, share)]
             out.append(f"| {x} | {y} | " + " | ".join(f"{d:+.4g} [{lo:+.4g}, {hi:+.4g}]" for d, lo, hi in r) + " |")
     text = "\n".join(out) + "\n"
-    open(f"{a.prefix}.md", "w").write(text)
+    open(f"{out_prefix}.md", "w").write(text)
     print(text)
     try:
         import matplotlib
@@ -121,7 +128,7 @@ def main():
     ax[1].set_xlabel("median first differing token (free-running greedy)")
     ax[1].set_title("Free-running divergence from fp32")
     fig.tight_layout()
-    fig.savefig(f"{a.prefix}.png", dpi=110)
+    fig.savefig(f"{out_prefix}.png", dpi=110)
 
 
 if __name__ == "__main__":

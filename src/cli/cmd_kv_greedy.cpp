@@ -10,9 +10,12 @@
 //               whose token differs from the reference trajectory, and the share of
 //               positions < the reference length holding the same token.
 // Writes PREFIX.kl.tsv (kv, prompt, pos, kl) and PREFIX.seq.tsv (kv, prompt, ref_len,
-// cfg_len, first_diff, same_share); tools/kv_greedy.py summarizes them.
+// cfg_len, first_diff, same_share); tools/kv_greedy.py summarizes them. --shard I/N takes
+// the prompts whose 0-based index is I mod N (prompt numbers stay those of the whole file),
+// so N processes can share a run and tools/kv_greedy.py reads their outputs together.
 #include <algorithm>
 #include <cmath>
+#include <charconv>
 #include <fstream>
 
 #include <fmt/core.h>
@@ -31,7 +34,7 @@ int32_t argmax(const float* lg, int64_t V) { return int32_t(std::max_element(lg,
 Command kv_greedy_command() {
     struct State {
         ModelOpts mo;
-        std::string prompts, kvs, out;
+        std::string prompts, kvs, out, shard;
         int n = 1024;
     };
     auto st = std::make_shared<State>();
@@ -44,6 +47,7 @@ Command kv_greedy_command() {
         app->add_option("--kv-list", st->kvs, "comma-separated KV formats to compare with fp32")->required();
         app->add_option("-n,--n-predict", st->n, "most tokens per answer")->capture_default_str();
         app->add_option("-o,--out", st->out, "output prefix (PREFIX.kl.tsv, PREFIX.seq.tsv)")->required();
+        app->add_option("--shard", st->shard, "I/N: only the prompts whose index is I mod N (0 <= I < N)");
     };
     c.run = [st]() -> int {
         const char* cmd = "kv-greedy";
@@ -58,6 +62,21 @@ Command kv_greedy_command() {
         for (std::string line; std::getline(pin, line);)
             if (!line.empty() && line[0] != '#') prompts.push_back(line);
         if (prompts.empty()) return report(cmd, invalid_input("--prompts: {} holds no prompt", st->prompts));
+        size_t shard_i = 0, shard_n = 1;
+        if (!st->shard.empty()) {
+            // I/N, both decimal, nothing else: from_chars rejects signs, spaces and overflow.
+            const std::string& v = st->shard;
+            const size_t slash = v.find('/');
+            size_t i = 0, n = 0;
+            auto whole = [](std::string_view t, size_t& x) {
+                auto [e, ec] = std::from_chars(t.data(), t.data() + t.size(), x);
+                return !t.empty() && ec == std::errc() && e == t.data() + t.size();
+            };
+            if (slash == std::string::npos || !whole(std::string_view(v).substr(0, slash), i) ||
+                !whole(std::string_view(v).substr(slash + 1), n) || n == 0 || i >= n)
+                return report(cmd, invalid_input("--shard: want I/N with 0 <= I < N (got '{}')", v));
+            shard_i = i, shard_n = n;
+        }
 
         ModelOpts mo = st->mo;
         mo.exact = true;  // spec §6.1: model compute f32, only the cache changes
@@ -83,7 +102,12 @@ Command kv_greedy_command() {
         const ChatTemplate tmpl = chat_template_from_jinja(l->tokenizer->vocab().chat_template);
         const Tokenizer& tok = *l->tokenizer;
         std::vector<double> lsm;
+        size_t n_done = 0, n_mine = 0;
+        for (size_t p = 0; p < prompts.size(); ++p) n_mine += p % shard_n == shard_i;
+        if (n_mine == 0)
+            return report(cmd, invalid_input("--shard {}: selects none of the {} prompts", st->shard, prompts.size()));
         for (size_t p = 0; p < prompts.size(); ++p) {
+            if (p % shard_n != shard_i) continue;
             const std::string text = apply_chat_template(tmpl, {{"user", prompts[p]}}, true);
             const std::vector<int32_t> ids = tok.encode(text, false, true);
             const int64_t n_max = std::min<int64_t>(st->n, l->ctx->n_ctx() - int64_t(ids.size()));
@@ -150,9 +174,9 @@ Command kv_greedy_command() {
                                        double(same) / double(m));
             }
             kl_out.flush(), seq_out.flush();
-            fmt::print(stderr, "prompt {}/{}: {} tokens\n", p + 1, prompts.size(), m);
+            fmt::print(stderr, "prompt {} ({}/{}): {} tokens\n", p + 1, ++n_done, n_mine, m);
         }
-        fmt::print("kv-greedy: {} prompts x {} formats -> {}.kl.tsv, {}.seq.tsv\n", prompts.size(), kvs.size(), st->out,
+        fmt::print("kv-greedy: {} prompts x {} formats -> {}.kl.tsv, {}.seq.tsv\n", n_mine, kvs.size(), st->out,
                    st->out);
         return kExitOk;
     };
