@@ -91,7 +91,8 @@ def main():
             print(f"| {n} | {slope:+.5f} | {y[-1] / max(y[0], 1e-12):.2f} |")
     print()
     crit = [("C1", "kivi2", "kvarn_k2v2"), ("C4", "turboquant3", "kvarn_k2v2"), ("C4", "turboquant3_b2", "kvarn_k2v2"),
-            ("C4", "tq_mse3", "kvarn_k2v2"), ("C5", "q4_0", "kvarn_k4v2"),
+            ("C4", "tq_mse3", "kvarn_k2v2"), ("C4", "tq_prod3", "kvarn_k2v2"), ("C5", "q4_0", "kvarn_k4v2"),
+            ("4-bit (ours)", "turboquant4_b2", "kvarn_k4v2"),
             ("C2", "hk2", "kvarn_k2v2"), ("C2", "varn2", "kvarn_k2v2"), ("KIVI orig", "kivi2_g32_r128", "kvarn_k2v2")]
     print("| criterion | A | B | metric | B - A | 95% CI |")
     print("|---|---|---|---|---|---|")
