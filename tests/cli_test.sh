@@ -120,5 +120,19 @@ else
   echo "FAIL kv-greedy-shard: $(cat "$TMP/s1.seq.tsv" 2>/dev/null)"; fail=$((fail+1))
 fi
 
+# bench --kv-compare: bad --warmup refused; a run reports -r samples per format after the
+# warm-up rounds, and the ratio column is 1 for the first format.
+expect bench-bad-warmup 2 "strata bench: --warmup: must be in 0..100 (got -1)" -- \
+  "$BIN" bench -m "$MODEL" --warmup -1 -p 0 -n 2
+if "$BIN" bench -m "$MODEL" -t 1 --ctx 64 -p 0 -n 2 -r 2 --warmup 2 -d 16 --synthetic-depth \
+     --kv-compare fp16,kvarn_k2v2 -o json > "$TMP/bench.json" 2>/dev/null &&
+   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); f=j["formats"]
+assert j["tg"]["warmup"] == 2 and j["tg"]["reps"] == 2 and [x["kv"] for x in f] == ["fp16", "kvarn_k2v2"]
+assert all(len(x["samples"]) == 2 and len(x["cpu_samples"]) == 2 for x in f) and f[0]["ratio_median"] == 1.0' "$TMP/bench.json"; then
+  echo "ok   bench-kv-compare"; pass=$((pass+1))
+else
+  echo "FAIL bench-kv-compare: $(head -c 400 "$TMP/bench.json" 2>/dev/null)"; fail=$((fail+1))
+fi
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

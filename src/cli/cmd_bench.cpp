@@ -1,9 +1,9 @@
 // `strata bench`: llama-bench's measurements in its vocabulary. pp<N>: one batched eval
 // of N tokens on a fresh context; tg<N>: N single-token evals after an optional depth
-// prefill (-d). Each test runs -r times (after one warm-up) and reports tokens/s mean and
-// standard deviation (and median, min, max in JSON), plus the memory bandwidth this
-// machine sustains (a multi-threaded streaming read, measured here) and the share of it
-// that decode achieves: weight bytes per token x tokens/s / bandwidth.
+// prefill (-d). Each test runs -r times (after --warmup untimed rounds, default 1) and
+// reports tokens/s mean and standard deviation (and median, min, max in JSON), plus the
+// memory bandwidth this machine sustains (a multi-threaded streaming read, measured here)
+// and the share of it that decode achieves: weight bytes per token x tokens/s / bandwidth.
 // --kv-compare A,B,...: the tg test for several KV formats in one process, B sequences
 // per format filled once to depth -d, rounds alternating the format order (round r starts
 // at format r mod n) so drift in machine load hits every format alike; reports per format
@@ -83,8 +83,8 @@ double measure_bandwidth_gbs(int threads) {
 }
 
 // The --kv-compare path (see the file comment). Depth is filled once per sequence; each
-// round truncates back to it, so after the first (warm-up) round the pending tile of the
-// fill is flushed and timed rounds hold no flush unless n_gen crosses a tile boundary.
+// round truncates back to it, so after the first round (a warm-up unless --warmup 0) the
+// pending tile of the fill is flushed and timed rounds hold no flush unless n_gen crosses a tile boundary.
 template <class State, class Loaded, class Tokens>
 int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_tokens) {
     const std::vector<std::string> formats = split_commas(st.kv_compare);
@@ -110,10 +110,10 @@ int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_
         }
     std::vector<std::vector<double>> tps(nf), ratio(nf), tps_cpu(nf), ratio_cpu(nf);
     std::vector<double> kv_bytes(nf);
-    for (int rep = -1; rep < st.reps; ++rep) {
+    for (int rep = -st.warmup; rep < st.reps; ++rep) {  // negative rounds are warm-up
         std::vector<double> round(nf), round_cpu(nf);
         for (size_t o = 0; o < nf; ++o) {
-            const size_t f = (o + size_t(rep + 1)) % nf;
+            const size_t f = (o + size_t(rep + st.warmup)) % nf;
             for (auto& c : seqs[f]) c->truncate(st.depth);
             std::vector<std::vector<int32_t>> toks;
             for (size_t b = 0; b < seqs[f].size(); ++b) toks.push_back(random_tokens(st.n_gen));
@@ -142,7 +142,7 @@ int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_
         j["model"] = l.model->path;
         j["threads"] = threads;
         j["isa"] = cpu::isa_name(cpu::active_isa());
-        j["tg"] = {{"n", st.n_gen}, {"depth", st.depth}, {"batch", st.batch}, {"reps", st.reps}};
+        j["tg"] = {{"n", st.n_gen}, {"depth", st.depth}, {"batch", st.batch}, {"reps", st.reps}, {"warmup", st.warmup}};
         for (size_t f = 0; f < nf; ++f) {
             const auto [mn, mx] = std::minmax_element(tps[f].begin(), tps[f].end());
             j["formats"].push_back({{"kv", formats[f]}, {"tps_median", median(tps[f])}, {"tps_min", *mn},
@@ -154,8 +154,8 @@ int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_
         fmt::print("{}\n", j.dump(1));
         return kExitOk;
     }
-    fmt::print("tg{} @ d{} x b{}, {} threads, {}, {} rounds (formats alternated)\n\n", st.n_gen, st.depth, st.batch,
-               threads, cpu::isa_name(cpu::active_isa()), st.reps);
+    fmt::print("tg{} @ d{} x b{}, {} threads, {}, {} rounds after {} warm-up (formats alternated)\n\n", st.n_gen,
+               st.depth, st.batch, threads, cpu::isa_name(cpu::active_isa()), st.reps, st.warmup);
     fmt::print("| kv | t/s median | min - max | vs {0} (median of per-round ratios) | t/s per CPU-second | vs {0} (CPU) | KV bytes/token |\n"
                "|---|---|---|---|---|---|---|\n",
                formats[0]);
@@ -172,7 +172,7 @@ int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_
 Command bench_command() {
     struct State {
         ModelOpts mo;
-        int n_prompt = 512, n_gen = 128, reps = 5, depth = 0, batch = 1;
+        int n_prompt = 512, n_gen = 128, reps = 5, warmup = 1, depth = 0, batch = 1;
         bool synthetic = false;
         std::string output = "md";
         std::string kv_compare;
@@ -186,6 +186,7 @@ Command bench_command() {
         app->add_option("-p,--n-prompt", st->n_prompt, "prompt tokens for the pp test (0 = skip)")->capture_default_str();
         app->add_option("-n,--n-gen", st->n_gen, "generated tokens for the tg test (0 = skip)")->capture_default_str();
         app->add_option("-r,--repetitions", st->reps, "repetitions per test")->capture_default_str();
+        app->add_option("--warmup", st->warmup, "untimed rounds before the -r timed ones")->capture_default_str();
         app->add_option("-d,--depth", st->depth, "tokens already in the context before tg")->capture_default_str();
         app->add_option("-o,--output", st->output, "md or json")->capture_default_str();
         app->add_option("-b,--batch", st->batch, "sequences decoded together in tg (one batched step each)")
@@ -200,6 +201,8 @@ Command bench_command() {
         if (st->n_prompt < 0) return report("bench", invalid_input("-p: must be >= 0 (got {})", st->n_prompt));
         if (st->n_gen < 0) return report("bench", invalid_input("-n: must be >= 0 (got {})", st->n_gen));
         if (st->reps < 1) return report("bench", invalid_input("-r: must be >= 1 (got {})", st->reps));
+        if (st->warmup < 0 || st->warmup > 100)
+            return report("bench", invalid_input("--warmup: must be in 0..100 (got {})", st->warmup));
         if (st->depth < 0) return report("bench", invalid_input("-d: must be >= 0 (got {})", st->depth));
         if (st->batch < 1 || st->batch > 256) return report("bench", invalid_input("-b: must be in 1..256 (got {})", st->batch));
         if (st->output != "md" && st->output != "json")
@@ -223,7 +226,7 @@ Command bench_command() {
         if (!st->kv_compare.empty()) return run_compare(*st, mo, *l, random_tokens);
         std::vector<double> pp, tg;
         std::vector<std::unique_ptr<model::Context>> extra;  // sequences 2..B of the tg test
-        for (int rep = -1; rep < st->reps; ++rep) {  // rep -1 is the warm-up
+        for (int rep = -st->warmup; rep < st->reps; ++rep) {  // negative rounds are warm-up
             if (st->n_prompt > 0) {
                 l->ctx->truncate(0);
                 auto toks = random_tokens(st->n_prompt);
