@@ -7,9 +7,9 @@ the tile formats' FP16 sink); (b) free-running, the median over
 prompts of the first position whose token differs from the fp32 trajectory (a prompt
 that never differs counts as its trajectory length, so the median is a lower bound where
 marked >=) and the mean share of identical tokens. Paired bootstrap over prompts (95% CI)
-for format differences named with --pair A:B. Writes PREFIX.md and PREFIX.png.
-Several PREFIXes (the shards of `kv-greedy --shard I/N`) are read together; the summary
-goes to --out (default: the first PREFIX).
+for format differences named with --pair A:B (mean KL, slope, first difference, share).
+Writes PREFIX.md and PREFIX.png. Several PREFIXes (the shards of `kv-greedy --shard I/N`)
+are read together; the summary goes to --out (default: the first PREFIX).
 Usage: .venv/bin/python tools/kv_greedy.py PREFIX [PREFIX...] [--out P] [--bin 128] [--pair kivi2:kvarn_k2v2 ...]"""
 import argparse
 import csv
@@ -96,14 +96,16 @@ def main():
     first = lambda kl_, seq_, k, sel: float(np.median([seq_[k][p]["first"] if seq_[k][p]["first"] >= 0
                                                        else seq_[k][p]["m"] for p in sel]))
     share = lambda kl_, seq_, k, sel: float(np.mean([seq_[k][p]["share"] for p in sel]))
+    slope = lambda kl_, seq_, k, sel: summary(kl_, seq_, k, sel, a.bin)["slope"]
     if a.pair:
         out += ["", "Paired bootstrap over prompts (B minus A, 95% CI):", "",
-                "| A | B | mean KL | median first differing token | same tokens (share) |", "|---|---|---|---|---|"]
+                "| A | B | mean KL | KL slope per bin | median first differing token | same tokens (share) |",
+                "|---|---|---|---|---|---|"]
         for pr in a.pair:
             x, y = pr.split(":")
             if x not in kl or y not in kl:
                 continue
-            r = [boot(kl, seq, x, y, prompts, f) for f in (mean_kl, first, share)]
+            r = [boot(kl, seq, x, y, prompts, f) for f in (mean_kl, slope, first, share)]
             out.append(f"| {x} | {y} | " + " | ".join(f"{d:+.4g} [{lo:+.4g}, {hi:+.4g}]" for d, lo, hi in r) + " |")
     text = "\n".join(out) + "\n"
     open(f"{out_prefix}.md", "w").write(text)
