@@ -84,7 +84,8 @@ double measure_bandwidth_gbs(int threads) {
 
 // The --kv-compare path (see the file comment). Depth is filled once per sequence; each
 // round truncates back to it, so after the first round (a warm-up unless --warmup 0) the
-// pending tile of the fill is flushed and timed rounds hold no flush unless n_gen crosses a tile boundary.
+// pending tile of the fill is flushed and timed rounds hold no flush unless n_gen crosses
+// a tile boundary.
 template <class State, class Loaded, class Tokens>
 int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_tokens) {
     const std::vector<std::string> formats = split_commas(st.kv_compare);

@@ -77,6 +77,10 @@ Command kv_greedy_command() {
                 return report(cmd, invalid_input("--shard: want I/N with 0 <= I < N (got '{}')", v));
             shard_i = i, shard_n = n;
         }
+        size_t n_done = 0, n_mine = 0;
+        for (size_t p = 0; p < prompts.size(); ++p) n_mine += p % shard_n == shard_i;
+        if (n_mine == 0)
+            return report(cmd, invalid_input("--shard {}: selects none of the {} prompts", st->shard, prompts.size()));
 
         ModelOpts mo = st->mo;
         mo.exact = true;  // spec §6.1: model compute f32, only the cache changes
@@ -102,10 +106,6 @@ Command kv_greedy_command() {
         const ChatTemplate tmpl = chat_template_from_jinja(l->tokenizer->vocab().chat_template);
         const Tokenizer& tok = *l->tokenizer;
         std::vector<double> lsm;
-        size_t n_done = 0, n_mine = 0;
-        for (size_t p = 0; p < prompts.size(); ++p) n_mine += p % shard_n == shard_i;
-        if (n_mine == 0)
-            return report(cmd, invalid_input("--shard {}: selects none of the {} prompts", st->shard, prompts.size()));
         for (size_t p = 0; p < prompts.size(); ++p) {
             if (p % shard_n != shard_i) continue;
             const std::string text = apply_chat_template(tmpl, {{"user", prompts[p]}}, true);
