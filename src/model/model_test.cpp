@@ -234,14 +234,7 @@ TEST(KvEval, ChunkedEqualsTokenByTokenInExactMode) {
     ASSERT_TRUE(model) << model.error().message();
     std::vector<int32_t> toks(260);
     for (size_t i = 0; i < toks.size(); ++i) toks[i] = int32_t((i * 7919 + 13) % 49152);
-#if defined(__SANITIZE_ADDRESS__)
-#define STRATA_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define STRATA_TEST_ASAN 1
-#endif
-#endif
-#ifdef STRATA_TEST_ASAN
+#ifdef STRATA_SANITIZE  // CMakeLists.txt, option STRATA_SANITIZE
     constexpr bool kSanitized = true;
 #else
     constexpr bool kSanitized = false;
