@@ -10,7 +10,7 @@ APT_PKGS := build-essential cmake pkg-config python3 python3-pip python3-venv \
             libcli11-dev libfmt-dev libicu-dev libeigen3-dev libssl-dev zlib1g-dev libbrotli-dev \
             clang llvm libclang-rt-14-dev bible-kjv bible-kjv-text
 
-.PHONY: all deps model kvtext build run test clean bench venv fuzz-build fuzz fuzz-short sanitize-test check-hardening
+.PHONY: all deps model kvtext build run test clean bench venv fuzz-build fuzz fuzz-short sanitize-test check-hardening api-fuzz
 
 all: build
 
@@ -39,9 +39,11 @@ run: build model
 
 # Project venv for the end-to-end server tests (the real `openai` client, pinned).
 OPENAI_PIN := openai==3.57.0
+JSONSCHEMA_PIN := jsonschema==4.23.0
 venv:
 	@[ -x .venv/bin/python ] || python3 -m venv .venv
 	@.venv/bin/python -c "import openai" 2>/dev/null || .venv/bin/pip install -q "$(OPENAI_PIN)"
+	@.venv/bin/python -c "import jsonschema" 2>/dev/null || .venv/bin/pip install -q "$(JSONSCHEMA_PIN)"
 
 # HARDEN=0 skips the second job (sanitizer suite + short fuzz runs, docs/reliability.md).
 HARDEN ?= 1
@@ -78,8 +80,15 @@ fuzz: fuzz-build
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_SHORT_TIME)
 
+# Property-based API fuzzing (schemathesis, pinned in tools/api_fuzz.sh) of the ASan+UBSan
+# server against docs/openapi.json: no 5xx, responses conform to the document.
+API_FUZZ_TIME ?= 120
+api-fuzz: fuzz-build model venv
+	tools/api_fuzz.sh $(FUZZ_DIR)/strata $(MODEL) $(API_FUZZ_TIME) $(FUZZ_DIR)/api-fuzz
+
 check-hardening: sanitize-test
 	@$(MAKE) --no-print-directory fuzz-short
+	@$(MAKE) --no-print-directory api-fuzz
 
 clean:
 	rm -rf build build-debug build-asan build-fuzz

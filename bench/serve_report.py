@@ -37,13 +37,27 @@ if rows:
                      f"{r['ttft_p50_ms']:.0f} / {r['ttft_p99_ms']:.0f} | {r['itl_p50_ms']:.1f} / {r['itl_p99_ms']:.1f} |")
 soak = load("soak.json")
 if soak:
-    lost = soak["requests_started"] - soak["requests_completed"] - soak["requests_disconnected"] - sum(
-        v for k, v in soak["errors"].items() if not str(k).startswith("5"))
-    n5 = sum(v for k, v in soak["errors"].items() if str(k).startswith("5"))
+    if "lost" in soak:
+        lost, n5 = soak["lost"], soak["responses_5xx"]
+    else:  # files from before the soak counted outcomes
+        lost = soak["requests_started"] - soak["requests_completed"] - soak["requests_disconnected"] - sum(
+            v for k, v in soak["errors"].items() if not str(k).startswith("5"))
+        n5 = sum(v for k, v in soak["errors"].items() if str(k).startswith("5"))
     lines += ["", f"soak: {soak['requests_started']} requests, {soak['requests_completed']} completed, "
                   f"{soak['requests_disconnected']} disconnected by the client on purpose, errors {soak['errors']}, "
                   f"lost {lost}, 5xx {n5}; RSS median first decile {soak.get('rss_kib_first_decile_median', 0) / 1024:.1f} MiB, "
                   f"last decile {soak.get('rss_kib_last_decile_median', 0) / 1024:.1f} MiB"]
+    if "outcomes" in soak:
+        o = soak["outcomes"]
+        lines.append(f"(mix: {soak['requests_slow']} slow clients, {soak['requests_slow_chunked']} of them chunked uploads, "
+                     f"{soak['requests_nonstream']} non-streaming; outcomes {o}; 429 answers {soak['responses_429']}; "
+                     f"wall {soak['wall_s']:.0f} s)")
+    m = soak.get("metrics_settled")
+    if m:
+        lines.append(f"server after the soak: requests_running {m['requests_running']:.0f}, "
+                     f"requests_cancelled_total {m['requests_cancelled_total']:.0f}, finish reasons "
+                     f"{ {k: int(v) for k, v in m['finish_reasons'].items() if v} }, TTFT histogram count "
+                     f"{m['ttft_histogram_count']:.0f}, HTTP responses { {k: int(v) for k, v in m['http_responses'].items()} }")
 open(os.path.join(out, "summary.md"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 try:

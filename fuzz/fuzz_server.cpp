@@ -15,9 +15,17 @@ namespace {
 using namespace strata;
 
 void check_request(const server::CompletionRequest& r, bool chat) {
-    STRATA_FUZZ_CHECK(r.chat == chat, "");
-    STRATA_FUZZ_CHECK(r.max_tokens >= 1 && r.max_tokens <= (1 << 20), std::to_string(r.max_tokens));
     const auto& s = r.sampling;
+    STRATA_FUZZ_CHECK(r.chat == chat, "");
+    // 0: not given (the engine uses the room left in the context).
+    STRATA_FUZZ_CHECK(r.max_tokens >= 0 && r.max_tokens <= (1 << 20), std::to_string(r.max_tokens));
+    STRATA_FUZZ_CHECK(r.n >= 1 && r.n <= server::kMaxChoices, std::to_string(r.n));
+    STRATA_FUZZ_CHECK(r.logprobs >= -1 && r.logprobs <= server::kMaxTopLogprobs, std::to_string(r.logprobs));
+    STRATA_FUZZ_CHECK(s.presence_penalty >= -2 && s.presence_penalty <= 2, "presence_penalty");
+    STRATA_FUZZ_CHECK(s.frequency_penalty >= -2 && s.frequency_penalty <= 2, "frequency_penalty");
+    STRATA_FUZZ_CHECK(s.logit_bias.size() <= size_t(server::kMaxLogitBias), "logit_bias");
+    for (const auto& [id, b] : s.logit_bias) STRATA_FUZZ_CHECK(id >= 0 && b >= -100 && b <= 100, "logit_bias entry");
+    STRATA_FUZZ_CHECK(r.tools.size() <= size_t(server::kMaxTools), "tools");
     STRATA_FUZZ_CHECK(s.temperature >= 0 && s.temperature <= 2, "temperature");
     STRATA_FUZZ_CHECK(s.top_p > 0 && s.top_p <= 1, "top_p");
     STRATA_FUZZ_CHECK(s.top_k >= 0 && s.top_k <= 1000000, "top_k");
@@ -28,14 +36,19 @@ void check_request(const server::CompletionRequest& r, bool chat) {
     if (chat) {
         STRATA_FUZZ_CHECK(!r.messages.empty(), "");
         for (const auto& m : r.messages)
-            STRATA_FUZZ_CHECK(m.role == "system" || m.role == "user" || m.role == "assistant", m.role);
+            STRATA_FUZZ_CHECK(m.role == "system" || m.role == "user" || m.role == "assistant" || m.role == "tool",
+                              m.role);
     } else {
         STRATA_FUZZ_CHECK(!r.prompt.empty(), "");
     }
-    // server.cpp: render, tokenize (special tokens only in the template's own markup for chat).
+    // server.cpp: render, tokenize (control tokens only from the template's own markup).
     const Tokenizer& tok = fuzz::fixture_tokenizer();
-    const std::string text = chat ? apply_chat_template(ChatTemplate{}, r.messages, true) : r.prompt;
-    for (TokenId id : tok.encode(text, false, chat)) STRATA_FUZZ_CHECK(id >= 0 && id < tok.n_vocab(), "");
+    if (chat) {
+        const RenderedPrompt p = render_chat(ChatTemplate{}, r.messages, true);
+        for (TokenId id : tok.encode(p.text, false, p.markup)) STRATA_FUZZ_CHECK(id >= 0 && id < tok.n_vocab(), "");
+    } else {
+        for (TokenId id : tok.encode(r.prompt, false, false)) STRATA_FUZZ_CHECK(id >= 0 && id < tok.n_vocab(), "");
+    }
 }
 
 }  // namespace

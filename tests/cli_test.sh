@@ -93,8 +93,34 @@ fi
 # which fails if the teacher-forced positions were misaligned by one.
 expect kv-greedy-bad-format 2 "strata kv-greedy: --kv-list q9: unknown KV method \"q9\" (known: fp16, fp32, q8_0, q4_1, q4_0, kivi4, kivi2, kivi4_g32_r128, kivi2_g32_r128, hk2, varn2, kvarn_k4v4, kvarn_k4v2, kvarn_k3v3, kvarn_k2v2, turboquant4, turboquant3, turboquant4_b2, turboquant3_b2, tq_mse3, tq_prod3)" -- \
   "$BIN" kv-greedy -m "$MODEL" --prompts "$SRC/data/kv/chat_prompts.txt" --kv-list fp32,q9 -o "$TMP/g"
-expect kv-greedy-no-prompts 1 "strata kv-greedy: --prompts: $TMP/none.txt: cannot open" -- \
+expect kv-greedy-no-prompts 1 "strata kv-greedy: --prompts: $TMP/none.txt: cannot open: No such file or directory" -- \
   "$BIN" kv-greedy -m "$MODEL" --prompts "$TMP/none.txt" --kv-list fp32 -o "$TMP/g"
+
+# Text files named by -f / --prompts / --stats (one shared reader): a directory, a missing,
+# an empty or an unreadable file is one runtime error (exit 1) naming flag and path, never
+# an uncaught exception (a directory used to abort with std::ios_failure).
+: > "$TMP/empty.txt"
+expect perplexity-f-dir 1 "strata perplexity: -f: $TMP: is a directory" -- \
+  "$BIN" perplexity -m "$MODEL" -f "$TMP"
+expect kv-error-f-dir 1 "strata kv-error: -f: $TMP: is a directory" -- \
+  "$BIN" kv-error -m "$MODEL" -f "$TMP"
+expect perplexity-f-missing 1 "strata perplexity: -f: $TMP/none.txt: cannot open: No such file or directory" -- \
+  "$BIN" perplexity -m "$MODEL" -f "$TMP/none.txt"
+expect kv-error-f-missing 1 "strata kv-error: -f: $TMP/none.txt: cannot open: No such file or directory" -- \
+  "$BIN" kv-error -m "$MODEL" -f "$TMP/none.txt"
+expect perplexity-f-empty 1 "strata perplexity: -f: $TMP/empty.txt: file is empty" -- \
+  "$BIN" perplexity -m "$MODEL" -f "$TMP/empty.txt"
+expect kv-error-f-empty 1 "strata kv-error: -f: $TMP/empty.txt: file is empty" -- \
+  "$BIN" kv-error -m "$MODEL" -f "$TMP/empty.txt"
+expect kv-greedy-prompts-dir 1 "strata kv-greedy: --prompts: $TMP: is a directory" -- \
+  "$BIN" kv-greedy -m "$MODEL" --prompts "$TMP" --kv-list fp32 -o "$TMP/g"
+expect fv-build-stats-dir 1 "strata fv build: --stats: $TMP: is a directory" -- \
+  "$BIN" fv build -m "$MODEL" --stats "$TMP" -o "$TMP/x.fv"
+if [[ $EUID -ne 0 ]]; then  # root reads a mode-000 file anyway
+  echo text > "$TMP/locked.txt"; chmod 000 "$TMP/locked.txt"
+  expect perplexity-f-unreadable 1 "strata perplexity: -f: $TMP/locked.txt: cannot open: Permission denied" -- \
+    "$BIN" perplexity -m "$MODEL" -f "$TMP/locked.txt"
+fi
 head -3 "$SRC/data/kv/chat_prompts.txt" | tail -1 > "$TMP/p1.txt"
 if "$BIN" kv-greedy -m "$MODEL" --prompts "$TMP/p1.txt" --kv-list fp32,kvarn_k2v2 -n 20 -t 1 -o "$TMP/g" >/dev/null 2>&1 &&
    awk -F'\t' 'NR>1 && $1=="fp32" {n++; if ($4 != 0) bad=1} END {exit !(n==20 && !bad)}' "$TMP/g.kl.tsv" &&

@@ -100,14 +100,6 @@ Status finish_blob(const model::Model& m, const Common& c, fv::FunctionVector& v
     return ok_status();
 }
 
-Result<std::string> read_text(const std::string& path, const char* flag) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) return not_found("{}: {}: cannot open", flag, path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
 // The flags `fv extract` and `fv build` share, parsed and checked once.
 struct Choices {
     fv::Method method;
@@ -144,7 +136,7 @@ int run_extract(Common& c) {
     if (!l) return report(cmd, l.error());
     fv::HeadStats means;
     if (!c.means_from.empty()) {
-        auto text = read_text(c.means_from, "--means-from");
+        auto text = read_text_file(c.means_from, "--means-from");
         if (!text) return report(cmd, text.error());
         auto st = fv::stats_from_json(*text, *l->model);
         if (!st) return report(cmd, Status(st.error().code(), "--means-from: " + st.error().message()));
@@ -191,7 +183,7 @@ int run_build(Common& c) {
     const auto [method, score, dtype] = *ch;
     auto l = load(c.mo);
     if (!l) return report(cmd, l.error());
-    auto text = read_text(c.stats_in, "--stats");
+    auto text = read_text_file(c.stats_in, "--stats");
     if (!text) return report(cmd, text.error());
     auto st = fv::stats_from_json(*text, *l->model);
     if (!st) return report(cmd, Status(st.error().code(), "--stats: " + st.error().message()));

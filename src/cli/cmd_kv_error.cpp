@@ -116,9 +116,8 @@ Command kv_error_command() {
         mo.exact = true;  // spec §6.1: model compute f32, only the cache changes
         if (mo.ctx == 0) mo.ctx = 1024;
         if (mo.ctx < 2) return report(cmd, invalid_input("--ctx: must be >= 2 (got {})", mo.ctx));
-        std::ifstream in(st->file, std::ios::binary);
-        if (!in) return report(cmd, not_found("{}: cannot open", st->file));
-        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto text = read_text_file(st->file, "-f");
+        if (!text) return report(cmd, text.error());
         auto l = load(mo);  // the configured run
         if (!l) return report(cmd, l.error());
         const auto& hp = l->model->hp;
@@ -133,7 +132,7 @@ Command kv_error_command() {
         if (!method) return report(cmd, method.error());
 
         const int64_t L = mo.ctx;
-        std::vector<int32_t> toks = l->tokenizer->encode(text, false, false);
+        std::vector<int32_t> toks = l->tokenizer->encode(*text, false, false);
         const int64_t n_seg = std::min<int64_t>(int64_t(toks.size()) / L, st->chunks);
         if (n_seg < 1) return report(cmd, invalid_input("-f: {} tokens, fewer than one segment of {}", toks.size(), L));
 

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <charconv>
 #include <fstream>
+#include <sstream>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -56,8 +57,9 @@ Command kv_greedy_command() {
             return report(cmd, invalid_input("--kv/--kv-k/--kv-v: kv-greedy takes its formats from --kv-list"));
         const std::vector<std::string> kvs = split_commas(st->kvs);
         if (kvs.empty()) return report(cmd, invalid_input("--kv-list: no format named"));
-        std::ifstream pin(st->prompts);
-        if (!pin) return report(cmd, not_found("--prompts: {}: cannot open", st->prompts));
+        auto ptext = read_text_file(st->prompts, "--prompts");
+        if (!ptext) return report(cmd, ptext.error());
+        std::istringstream pin(*ptext);
         std::vector<std::string> prompts;
         for (std::string line; std::getline(pin, line);)
             if (!line.empty() && line[0] != '#') prompts.push_back(line);

@@ -115,13 +115,12 @@ Command perplexity_command() {
         ModelOpts mo = st->mo;
         if (mo.ctx == 0) mo.ctx = 512;
         if (mo.ctx < 2) return report(cmd, invalid_input("--ctx: must be >= 2 (got {})", mo.ctx));
-        std::ifstream in(st->file, std::ios::binary);
-        if (!in) return report(cmd, not_found("{}: cannot open", st->file));
-        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto text = read_text_file(st->file, "-f");
+        if (!text) return report(cmd, text.error());
         auto l = load(mo);
         if (!l) return report(cmd, l.error());
         const int64_t L = l->ctx->n_ctx(), V = l->model->hp.n_vocab;
-        std::vector<int32_t> toks = l->tokenizer->encode(text, false, false);
+        std::vector<int32_t> toks = l->tokenizer->encode(*text, false, false);
         int64_t n_seg = int64_t(toks.size()) / L;
         if (n_seg == 0) return report(cmd, invalid_input("-f: {} tokens, fewer than one segment of {}", toks.size(), L));
         if (st->chunks > 0) n_seg = std::min<int64_t>(n_seg, st->chunks);

@@ -1,5 +1,8 @@
 // `strata serve`: the OpenAI-compatible HTTP server (src/server) over the engine.
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <thread>
 
 #include "cli/common.h"
 #include "cli/serve_hooks.h"
@@ -10,10 +13,9 @@
 namespace strata::cli {
 
 namespace {
-server::Server* g_server = nullptr;
-void on_signal(int) {
-    if (g_server) g_server->stop();
-}
+// The handler only sets a flag (async-signal-safe); a watcher thread stops the server.
+volatile std::sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
 }  // namespace
 
 Command serve_command() {
@@ -23,6 +25,7 @@ Command serve_command() {
         int parallel = 4;
         double kv_budget_mb = 0;
         int64_t max_queue = 64;
+        int64_t max_body_kb = 1024;
     };
     auto st = std::make_shared<State>();
     Command c;
@@ -36,7 +39,14 @@ Command serve_command() {
         app->add_option("--parallel", st->parallel, "sequences decoded concurrently")->capture_default_str();
         app->add_option("--kv-budget-mb", st->kv_budget_mb, "KV cache budget in MiB (0 = parallel x ctx)");
         app->add_option("--max-queue", st->max_queue, "queued requests before answering 429")->capture_default_str();
-        app->add_option("--api-key", st->so.api_key, "require 'Authorization: Bearer KEY'");
+        app->add_option("--api-key", st->so.api_key, "require 'Authorization: Bearer KEY' on every route but /health");
+        app->add_flag("--public-metrics", st->so.public_metrics, "serve /metrics without the API key");
+        app->add_option("--http-threads", st->so.http_threads, "HTTP worker threads (connections served at once)")
+            ->capture_default_str();
+        app->add_option("--timeout", st->so.timeout_s, "overall deadline per request in seconds")->capture_default_str();
+        app->add_option("--max-body-kb", st->max_body_kb, "request body limit in KiB, after decompression")
+            ->capture_default_str();
+        app->add_option("--cors-origin", st->so.cors_origin, "allow browser requests from this origin ('*' = any)");
         app->add_option("--model-name", st->so.model_name, "model id reported by the API")->capture_default_str();
     };
     c.run = [st]() -> int {
@@ -44,6 +54,13 @@ Command serve_command() {
             return report("serve", invalid_input("--port: must be in 0..65535 (got {})", st->so.port));
         if (st->kv_budget_mb < 0) return report("serve", invalid_input("--kv-budget-mb: must be >= 0"));
         if (st->max_queue < 1) return report("serve", invalid_input("--max-queue: must be >= 1"));
+        if (st->so.http_threads < 1 || st->so.http_threads > 1024)
+            return report("serve", invalid_input("--http-threads: must be in 1..1024 (got {})", st->so.http_threads));
+        if (!(st->so.timeout_s > 0 && st->so.timeout_s <= 86400))
+            return report("serve", invalid_input("--timeout: must be in (0, 86400] seconds (got {})", st->so.timeout_s));
+        if (st->max_body_kb < 1 || st->max_body_kb > 1024 * 1024)
+            return report("serve", invalid_input("--max-body-kb: must be in 1..1048576 (got {})", st->max_body_kb));
+        st->so.max_body_bytes = size_t(st->max_body_kb) * 1024;
         ModelOpts mo = st->mo;
         if (mo.ctx == 0) mo.ctx = 16;  // the per-request contexts live in the engine
         mo.lora.clear();               // adapters and vectors are per request (ServeHooks)
@@ -66,11 +83,21 @@ Command serve_command() {
         if (!eng) return report("serve", eng.error());
         server::Server srv(**eng, *l->tokenizer, chat_template_from_jinja(l->tokenizer->vocab().chat_template), st->so,
                            hooks->get());
-        g_server = &srv;
         std::signal(SIGINT, on_signal);
         std::signal(SIGTERM, on_signal);
+        std::atomic<bool> done{false};
+        std::thread watcher([&] {
+            while (!done.load()) {
+                if (g_stop) {
+                    srv.stop();
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+        });
         Status s = srv.run();
-        g_server = nullptr;
+        done = true;
+        watcher.join();
         return report("serve", s);
     };
     return c;

@@ -1,10 +1,15 @@
 // Option declarations and model loading shared by subcommands.
 #include "cli/common.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <thread>
 
 #include "adapters/load.h"
@@ -116,6 +121,36 @@ void log_softmax(const float* lg, int64_t V, std::vector<double>& out) {
     for (int64_t v = 0; v < V; ++v) z += std::exp(double(lg[v]) - mx);
     const double lse = mx + std::log(z);
     for (int64_t v = 0; v < V; ++v) out[size_t(v)] = double(lg[v]) - lse;
+}
+
+Result<std::string> read_text_file(const std::string& path, const char* flag) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        const int e = errno;
+        return Status(e == ENOENT || e == ENOTDIR ? ErrorCode::kNotFound : ErrorCode::kIo,
+                      fmt::format("{}: {}: cannot open: {}", flag, path, std::strerror(e)));
+    }
+    struct Fd {
+        int fd;
+        ~Fd() { ::close(fd); }
+    } guard{fd};
+    struct stat sb {};
+    const bool have_stat = ::fstat(fd, &sb) == 0;
+    if (have_stat && S_ISDIR(sb.st_mode)) return io_error("{}: {}: is a directory", flag, path);
+    std::string text;
+    if (have_stat && S_ISREG(sb.st_mode) && sb.st_size > 0) text.reserve(size_t(sb.st_size));
+    char buf[1 << 16];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return io_error("{}: {}: read failed: {}", flag, path, std::strerror(errno));
+        }
+        text.append(buf, size_t(n));
+    }
+    if (text.empty()) return io_error("{}: {}: file is empty", flag, path);
+    return text;
 }
 
 std::vector<std::string> split_commas(const std::string& s) {

@@ -56,6 +56,12 @@ void print_timings(const engine::GenerateStats& st);
 // teacher-forced evaluations (perplexity, kv-greedy) score with it.
 void log_softmax(const float* lg, int64_t V, std::vector<double>& out);
 
+// The whole of the text file a flag names. Errors name the flag and path and are runtime
+// errors (exit 1, like a missing model file): "-f: PATH: cannot open: No such file or
+// directory", "...: cannot open: Permission denied", "-f: PATH: is a directory",
+// "-f: PATH: read failed: <errno text>", "-f: PATH: file is empty".
+Result<std::string> read_text_file(const std::string& path, const char* flag);
+
 // The non-empty items of a comma-separated flag value ("a,,b," -> {a, b}).
 std::vector<std::string> split_commas(const std::string& s);
 

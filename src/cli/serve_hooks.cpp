@@ -1,5 +1,7 @@
 #include "cli/serve_hooks.h"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "adapters/load.h"
@@ -36,7 +38,9 @@ template <typename Item>
 nlohmann::json list(const std::vector<Item>& items) {
     nlohmann::json a = nlohmann::json::array();
     for (size_t i = 0; i < items.size(); ++i)
-        a.push_back({{"id", i}, {"path", items[i].path}, {"scale", items[i].scale}});
+        // The file's name only: a public route must not reveal the server's directory layout.
+        a.push_back({{"id", i}, {"name", std::filesystem::path(items[i].path).filename().string()},
+                     {"scale", items[i].scale}});
     return a;
 }
 

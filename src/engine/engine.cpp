@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "engine/generate.h"
 
@@ -44,6 +45,25 @@ std::string filter_stop(std::string& pending, const std::vector<std::string>& st
     std::string out = pending.substr(0, pending.size() - keep);
     pending.erase(0, pending.size() - keep);
     return out;
+}
+
+// log-softmax of the raw logits: the sampled token's logprob and the k most likely tokens.
+void token_logprobs(std::span<const float> logits, int32_t t, int32_t k, TokenInfo* out) {
+    float mx = -INFINITY;
+    for (float v : logits) mx = std::max(mx, v);
+    double sum = 0;
+    for (float v : logits) sum += std::exp(double(v) - mx);
+    const float lse = mx + float(std::log(sum));
+    out->logprob = logits[size_t(t)] - lse;
+    out->top.clear();
+    if (k <= 0) return;
+    std::vector<int32_t> ids(logits.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i);
+    const size_t n = std::min<size_t>(size_t(k), ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + int64_t(n), ids.end(), [&](int32_t a, int32_t b) {
+        return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+    });
+    for (size_t i = 0; i < n; ++i) out->top.push_back({ids[i], logits[size_t(ids[i])] - lse});
 }
 
 struct Engine::Resume {
@@ -126,8 +146,20 @@ Engine::~Engine() {
     if (thread_.joinable()) thread_.join();
 }
 
+int64_t Engine::max_sequence_tokens() const {
+    return std::min<int64_t>(opts_.n_ctx, opts_.kv_budget_bytes / std::max<int64_t>(1, kv_bytes_per_token_));
+}
+
 Status Engine::submit(std::shared_ptr<GenRequest> req) {
     if (req->prompt.empty()) return invalid_input("prompt is empty");
+    if (req->max_tokens < 0) return invalid_input("max_tokens must be positive");
+    if (req->max_tokens == 0) {
+        const int64_t room = max_sequence_tokens() - int64_t(req->prompt.size());
+        if (room < 1)
+            return out_of_range("prompt ({} tokens) leaves no room to generate in the context size {}",
+                                req->prompt.size(), max_sequence_tokens());
+        req->max_tokens = int32_t(std::min<int64_t>(room, INT32_MAX));
+    }
     const int64_t need = int64_t(req->prompt.size()) + req->max_tokens;
     if (need > opts_.n_ctx)
         return out_of_range("prompt ({} tokens) plus max_tokens ({}) exceeds the context size {}", req->prompt.size(),
@@ -170,7 +202,7 @@ void Engine::admit_locked() {
         auto& q = queue_.front();
         auto& req = q.req;
         if (req->cancelled->load()) {
-            req->on_event("", FinishReason::kCancelled, q.resume ? q.resume->n_generated : 0);
+            req->on_event(Event{"", FinishReason::kCancelled, q.resume ? q.resume->n_generated : 0, nullptr});
             queue_.pop_front();
             continue;
         }
@@ -215,6 +247,7 @@ void Engine::admit_locked() {
         } else {
             s.resumed = false;
             s.chain = sampling::make_chain(s.req->sampling);
+            if (s.req->constraint) s.chain->add_front(s.req->constraint());
             for (size_t i = 0; i < best_common; ++i) s.chain->accept(s.target[i]);
             s.generated.clear();
             s.n_generated = 0;
@@ -229,6 +262,19 @@ void Engine::admit_locked() {
 // Frees a running slot's cache and puts its request back at the front of the queue with
 // everything needed to continue: it is recomputed from prompt + generated tokens later.
 void Engine::preempt_locked(Slot& s) {
+    if (!s.resumed && s.n_generated == 0 && s.generated.empty()) {
+        // Nothing generated yet (still in prefill): start over as a new request, so its chain
+        // accepts the whole prompt again.
+        s.ctx->clear_hooks();
+        s.ctx->truncate(0);
+        s.cached.clear();
+        s.target.clear();
+        s.active = false;
+        queue_.push_front({std::move(s.req), nullptr});
+        st_.requests_running--;
+        st_.preemptions++;
+        return;
+    }
     auto r = std::make_shared<Resume>();
     r->chain = std::move(s.chain);
     r->generated = std::move(s.generated);
@@ -248,8 +294,8 @@ void Engine::preempt_locked(Slot& s) {
 void Engine::finish(Slot& s, FinishReason r) {
     if ((!s.stop_pending.empty() || !s.utf8_pending.empty()) && r != FinishReason::kStop &&
         r != FinishReason::kCancelled)
-        s.req->on_event(s.stop_pending + s.utf8_pending, FinishReason::kNone, s.n_generated);
-    s.req->on_event("", r, s.n_generated);
+        s.req->on_event(Event{s.stop_pending + s.utf8_pending, FinishReason::kNone, s.n_generated, nullptr});
+    s.req->on_event(Event{"", r, s.n_generated, nullptr});
     s.ctx->clear_hooks();  // the request owns its hooks
     std::lock_guard<std::mutex> lk(mu_);
     s.active = false;
@@ -275,8 +321,14 @@ bool Engine::prepare_slot(Slot& s) {
         if (r.hooks.answer) r.hooks.answer->set_active(s.n_prompt_done + n == s.target.size());
         return true;
     }
+    // The reply starts here: presence/frequency penalties count tokens from now on (a
+    // resumed request that already generated keeps its counts).
+    if (s.n_generated == 0) s.chain->begin_generation();
     const int32_t t = s.chain->sample(s.logits);
     s.chain->accept(t);
+    TokenInfo info;
+    info.id = t;
+    if (r.logprobs >= 0) token_logprobs(s.logits, t, r.logprobs, &info);
     if (!r.ignore_eos && tok_.is_eog(t)) {
         finish(s, FinishReason::kStop);
         return false;
@@ -290,7 +342,7 @@ bool Engine::prepare_slot(Slot& s) {
     s.stop_pending += take_complete_utf8(s.utf8_pending);
     bool hit = false;
     const std::string out = filter_stop(s.stop_pending, r.stop, &hit);
-    if (!r.on_event(out, FinishReason::kNone, s.n_generated)) r.cancelled->store(true);
+    if (!r.on_event(Event{out, FinishReason::kNone, s.n_generated, &info})) r.cancelled->store(true);
     if (hit) {
         finish(s, FinishReason::kStop);
         return false;
@@ -312,8 +364,10 @@ void Engine::complete_slot(Slot& s, std::span<const float> logits) {
         if (!s.resumed)
             for (int32_t t : s.feed) s.chain->accept(t);
         s.n_prompt_done += s.feed.size();
-        std::lock_guard<std::mutex> lk(mu_);
-        st_.prompt_tokens_total += int64_t(s.feed.size());
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            st_.prompt_tokens_total += int64_t(s.feed.size());
+        }
         if (s.n_prompt_done < s.target.size()) return;
     }
     s.logits.assign(logits.begin(), logits.end());
@@ -361,7 +415,8 @@ void Engine::loop() {
     for (auto& s : slots_)
         if (s->active) finish(*s, FinishReason::kCancelled);
     std::lock_guard<std::mutex> lk(mu_);
-    for (auto& q : queue_) q.req->on_event("", FinishReason::kCancelled, q.resume ? q.resume->n_generated : 0);
+    for (auto& q : queue_)
+        q.req->on_event(Event{"", FinishReason::kCancelled, q.resume ? q.resume->n_generated : 0, nullptr});
     queue_.clear();
 }
 

@@ -63,18 +63,41 @@ struct RequestHooks {
     std::shared_ptr<AnswerHook> answer;                           // e.g. function vectors
 };
 
+// One generated token as the sampler saw it: its log-probability under the model's own
+// distribution (log-softmax of the raw logits, before penalties, constraints and temperature)
+// and the most likely alternatives, when the request asked for logprobs.
+struct TokenLogprob {
+    int32_t id = -1;
+    float logprob = 0;
+};
+struct TokenInfo {
+    int32_t id = -1;
+    float logprob = 0;
+    std::vector<TokenLogprob> top;  // best first; empty unless GenRequest::logprobs > 0
+};
+
+// What a request's callback receives: after each generated token the text it released
+// (may be empty: incomplete UTF-8 or a possible stop-string prefix) and the token itself,
+// and once more with finish != kNone (token null).
+struct Event {
+    std::string_view piece;
+    FinishReason finish = FinishReason::kNone;
+    int64_t n_generated = 0;
+    const TokenInfo* token = nullptr;
+};
+
 struct GenRequest {
     std::vector<int32_t> prompt;
     sampling::SamplingParams sampling;
-    int32_t max_tokens = 256;
+    int32_t max_tokens = 0;         // 0: the room left in the context (and KV budget) after the prompt
     std::vector<std::string> stop;  // stop strings (not included in the output)
     bool ignore_eos = false;        // keep generating past end-of-generation tokens
+    int32_t logprobs = -1;          // -1: none; k >= 0: the token's logprob and k alternatives
     RequestHooks hooks;             // none by default: the base model
-    // Called from the scheduler thread after each generated token with the text it
-    // released (may be empty: incomplete UTF-8 or a possible stop-string prefix) and the
-    // number of tokens generated so far, and once more with finish != kNone. Returning
-    // false cancels the request.
-    std::function<bool(const std::string& piece, FinishReason finish, int64_t n_generated)> on_event;
+    // A sampler stage placed first in the chain (e.g. a grammar constraint), made per request.
+    std::function<std::unique_ptr<sampling::Sampler>()> constraint;
+    // Called from the scheduler thread; returning false cancels the request.
+    std::function<bool(const Event&)> on_event;
     std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
 
@@ -92,12 +115,15 @@ public:
                                                   EngineOptions opts);
     ~Engine();
 
-    // Queues a request. Errors: kOutOfRange when prompt + max_tokens cannot fit one sequence
-    // or the whole KV budget; kUnavailable-like "busy" (ErrorCode::kIo) when the queue is full.
+    // Queues a request (max_tokens 0 becomes the room left). Errors: kOutOfRange when
+    // prompt + max_tokens cannot fit one sequence or the whole KV budget; "busy"
+    // (ErrorCode::kIo) when the queue is full.
     Status submit(std::shared_ptr<GenRequest> req);
     EngineStats stats() const;
     const EngineOptions& options() const { return opts_; }
     int64_t kv_bytes_per_token() const { return kv_bytes_per_token_; }
+    // Tokens one sequence can hold: the context, or less when the KV budget is smaller.
+    int64_t max_sequence_tokens() const;
 
 private:
     struct Slot;
@@ -130,6 +156,10 @@ private:
     std::chrono::steady_clock::time_point start_;
     std::thread thread_;
 };
+
+// Fills out->logprob (token t) and out->top (the k most likely tokens, best first) from the
+// log-softmax of raw logits.
+void token_logprobs(std::span<const float> logits, int32_t t, int32_t k, TokenInfo* out);
 
 // Holds back text that may be the start of a stop string; returns what is safe to emit
 // and sets *hit when a stop string completed (the output then ends before it).

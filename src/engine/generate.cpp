@@ -43,6 +43,7 @@ Result<GenerateStats> generate(model::Context& ctx, const Tokenizer& tok, sampli
                             prompt.size(), ctx.n_ctx() - ctx.n_past(), ctx.n_ctx());
     st.n_prompt = int64_t(prompt.size());
     for (int32_t t : prompt) sampler.accept(t);
+    sampler.begin_generation();  // presence/frequency penalties count the reply only
 
     auto t0 = clock::now();
     auto logits = ctx.eval(prompt);

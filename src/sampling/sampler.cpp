@@ -1,12 +1,15 @@
 // The built-in samplers and the chain. Semantics follow llama.cpp's llama-sampling.cpp:
 // top-p keeps the smallest prefix whose probability mass reaches p; min-p keeps tokens with
 // p >= min_p * p_max; the repetition penalty divides positive logits and multiplies
-// negative ones for tokens seen in the last N accepted tokens.
+// negative ones for tokens seen in the last N accepted tokens. The OpenAI options follow
+// OpenAI's definitions (see sampler.h): logit bias is added first, the presence/frequency
+// penalties count only the tokens generated in this reply.
 #include "sampling/sampler.h"
 
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace strata::sampling {
@@ -45,10 +48,41 @@ Status SamplingParams::validate() const {
     if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty))
         return invalid_input("--repeat-penalty: must be > 0 (got {})", repeat_penalty);
     if (repeat_last_n < 0) return invalid_input("--repeat-last-n: must be >= 0 (got {})", repeat_last_n);
+    if (!(presence_penalty >= -2 && presence_penalty <= 2))
+        return invalid_input("--presence-penalty: must be in [-2, 2] (got {})", presence_penalty);
+    if (!(frequency_penalty >= -2 && frequency_penalty <= 2))
+        return invalid_input("--frequency-penalty: must be in [-2, 2] (got {})", frequency_penalty);
+    std::unordered_set<int32_t> ids;
+    for (const auto& [id, bias] : logit_bias) {
+        if (id < 0) return invalid_input("--logit-bias: token id must be >= 0 (got {})", id);
+        if (!(bias >= -100 && bias <= 100))
+            return invalid_input("--logit-bias: token {}: bias must be in [-100, 100] (got {})", id, bias);
+        if (!ids.insert(id).second) return invalid_input("--logit-bias: token {} is listed twice", id);
+    }
     return ok_status();
 }
 
 namespace {
+
+// Calls f(candidate, value) for each candidate whose id is a key of m (ids are unique in a
+// candidate list). While the list is still in from_logits() order (id == index) this is a
+// direct lookup per key; otherwise one pass over the candidates. Keys not in the list are
+// skipped.
+template <class Map, class F>
+void for_listed(Candidates& c, const Map& m, F&& f) {
+    bool direct = true;
+    for (const auto& kv : m)
+        if (kv.first < 0 || size_t(kv.first) >= c.data.size() || c.data[size_t(kv.first)].id != kv.first) {
+            direct = false;
+            break;
+        }
+    if (direct) {
+        for (const auto& kv : m) f(c.data[size_t(kv.first)], kv.second);
+        return;
+    }
+    for (auto& x : c.data)
+        if (auto it = m.find(x.id); it != m.end()) f(x, it->second);
+}
 
 class Greedy final : public Sampler {
 public:
@@ -70,8 +104,17 @@ public:
     void apply(Candidates& c) override {
         if (c.data.empty()) return;
         c.softmax();
+        // The draw is scaled by the summed float probabilities (1 up to rounding), so it
+        // never falls past the end and onto the least likely candidate (e.g. one banned
+        // with a -100 logit bias) when the sum comes out slightly below 1.
+        double total = 0;
+        size_t last = 0;  // the last candidate with mass
+        for (size_t i = 0; i < c.data.size(); ++i) {
+            total += c.data[i].p;
+            if (c.data[i].p > 0) last = i;
+        }
         std::uniform_real_distribution<double> u(0.0, 1.0);
-        const double r = u(rng_);
+        const double r = u(rng_) * total;
         double cum = 0;
         for (size_t i = 0; i < c.data.size(); ++i) {
             cum += c.data[i].p;
@@ -80,7 +123,7 @@ public:
                 return;
             }
         }
-        c.selected = int64_t(c.data.size() - 1);
+        c.selected = int64_t(last);
     }
     void reset() override { rng_.seed(seed_); }
 
@@ -193,6 +236,51 @@ private:
     std::deque<int32_t> window_;
 };
 
+// OpenAI presence/frequency penalties over the tokens accepted since begin_generation().
+class PresenceFrequencyPenalty final : public Sampler {
+public:
+    PresenceFrequencyPenalty(float presence, float frequency) : presence_(presence), frequency_(frequency) {}
+    const char* name() const override { return "presence_frequency_penalty"; }
+    void apply(Candidates& c) override {
+        if (counts_.empty() || (presence_ == 0 && frequency_ == 0)) return;
+        for_listed(c, counts_, [&](Candidate& x, int32_t n) { x.logit -= float(n) * frequency_ + presence_; });
+        c.sorted = false;
+    }
+    void accept(int32_t t) override {
+        if (generating_) ++counts_[t];
+    }
+    void begin_generation() override {
+        counts_.clear();
+        generating_ = true;
+    }
+    void reset() override {
+        counts_.clear();
+        generating_ = false;
+    }
+
+private:
+    float presence_, frequency_;
+    bool generating_ = false;  // before begin_generation(), accepted tokens are prompt
+    std::unordered_map<int32_t, int32_t> counts_;
+};
+
+class LogitBias final : public Sampler {
+public:
+    explicit LogitBias(const std::vector<std::pair<int32_t, float>>& bias) {
+        for (const auto& [id, b] : bias)
+            if (id >= 0) bias_[id] += b;
+    }
+    const char* name() const override { return "logit_bias"; }
+    void apply(Candidates& c) override {
+        if (bias_.empty()) return;
+        for_listed(c, bias_, [](Candidate& x, float b) { x.logit += b; });
+        c.sorted = false;
+    }
+
+private:
+    std::unordered_map<int32_t, float> bias_;
+};
+
 }  // namespace
 
 std::unique_ptr<Sampler> make_greedy() { return std::make_unique<Greedy>(); }
@@ -204,12 +292,21 @@ std::unique_ptr<Sampler> make_min_p(float p, size_t mk) { return std::make_uniqu
 std::unique_ptr<Sampler> make_repetition_penalty(float penalty, int32_t n) {
     return std::make_unique<RepetitionPenalty>(penalty, n);
 }
+std::unique_ptr<Sampler> make_presence_frequency_penalty(float presence, float frequency) {
+    return std::make_unique<PresenceFrequencyPenalty>(presence, frequency);
+}
+std::unique_ptr<Sampler> make_logit_bias(std::vector<std::pair<int32_t, float>> bias) {
+    return std::make_unique<LogitBias>(bias);
+}
 
 void Chain::apply(Candidates& c) {
     for (auto& s : stages_) s->apply(c);
 }
 void Chain::accept(int32_t token) {
     for (auto& s : stages_) s->accept(token);
+}
+void Chain::begin_generation() {
+    for (auto& s : stages_) s->begin_generation();
 }
 void Chain::reset() {
     for (auto& s : stages_) s->reset();
@@ -224,7 +321,10 @@ int32_t Chain::sample(std::span<const float> logits) {
 
 std::unique_ptr<Chain> make_chain(const SamplingParams& p) {
     auto c = std::make_unique<Chain>();
+    if (!p.logit_bias.empty()) c->add(make_logit_bias(p.logit_bias));
     if (p.repeat_penalty != 1.0f) c->add(make_repetition_penalty(p.repeat_penalty, p.repeat_last_n));
+    if (p.presence_penalty != 0 || p.frequency_penalty != 0)
+        c->add(make_presence_frequency_penalty(p.presence_penalty, p.frequency_penalty));
     if (p.temperature <= 0) {
         c->add(make_greedy());
         return c;

@@ -1,8 +1,11 @@
 // Field-by-field validation of /v1/chat/completions and /v1/completions bodies.
 #include "server/openai.h"
+#include "server/tool_calls.h"
 
 #include <fmt/format.h>
 
+#include <cctype>
+#include <charconv>
 #include <cmath>
 #include <string_view>
 
@@ -30,9 +33,100 @@ std::optional<ApiError> num(const nlohmann::json& j, const char* key, T* out, do
     return std::nullopt;
 }
 
+bool valid_function_name(const std::string& n) {
+    if (n.empty() || n.size() > 64) return false;
+    for (char c : n)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+    return true;
+}
+
+// oj: the same body with its key order kept (JSON Schemas list properties in the order the
+// answer should have them).
+std::optional<ApiError> parse_tools(const nlohmann::json& j, const nlohmann::ordered_json& oj, CompletionRequest* r) {
+    if (auto it = j.find("tools"); it != j.end() && !it->is_null()) {
+        if (!it->is_array()) return bad("tools", "'tools' must be an array");
+        if (it->size() > size_t(kMaxTools)) return bad("tools", fmt::format("'tools' takes at most {} entries", kMaxTools));
+        for (size_t i = 0; i < it->size(); ++i) {
+            const auto& t = (*it)[i];
+            const std::string p = fmt::format("tools[{}]", i);
+            if (!t.is_object() || t.value("type", nlohmann::json()) != "function")
+                return bad(p, fmt::format("'{}' must be an object with \"type\": \"function\"", p));
+            auto f = t.find("function");
+            if (f == t.end() || !f->is_object()) return bad(p + ".function", fmt::format("'{}.function' must be an object", p));
+            ToolDef d;
+            auto name = f->find("name");
+            if (name == f->end() || !name->is_string() || !valid_function_name(name->get<std::string>()))
+                return bad(p + ".function.name", "function names must match ^[a-zA-Z0-9_-]{1,64}$");
+            d.name = name->get<std::string>();
+            if (auto de = f->find("description"); de != f->end() && !de->is_null()) {
+                if (!de->is_string()) return bad(p + ".function.description", "'description' must be a string");
+                d.description = de->get<std::string>();
+            }
+            if (auto pa = f->find("parameters"); pa != f->end() && !pa->is_null()) {
+                if (!pa->is_object()) return bad(p + ".function.parameters", "'parameters' must be a JSON Schema object");
+                d.parameters = oj["tools"][i]["function"]["parameters"];
+            }
+            for (const ToolDef& o : r->tools)
+                if (o.name == d.name) return bad(p + ".function.name", fmt::format("function '{}' is listed twice", d.name));
+            r->tools.push_back(std::move(d));
+        }
+    }
+    if (auto it = j.find("tool_choice"); it != j.end() && !it->is_null()) {
+        if (it->is_string()) {
+            const std::string c = it->get<std::string>();
+            if (c == "none") r->tool_choice = ToolChoice::kNone;
+            else if (c == "auto") r->tool_choice = ToolChoice::kAuto;
+            else if (c == "required") r->tool_choice = ToolChoice::kRequired;
+            else return bad("tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", ...}");
+        } else if (it->is_object() && it->value("type", nlohmann::json()) == "function" && it->contains("function") &&
+                   (*it)["function"].is_object() && (*it)["function"].contains("name") &&
+                   (*it)["function"]["name"].is_string()) {
+            r->tool_choice = ToolChoice::kNamed;
+            r->tool_name = (*it)["function"]["name"].get<std::string>();
+            bool found = false;
+            for (const ToolDef& d : r->tools) found |= d.name == r->tool_name;
+            if (!found) return bad("tool_choice", fmt::format("tool_choice names '{}', which is not in 'tools'", r->tool_name));
+        } else {
+            return bad("tool_choice", "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        }
+        if (r->tool_choice == ToolChoice::kRequired && r->tools.empty())
+            return bad("tool_choice", "tool_choice 'required' needs 'tools'");
+    }
+    return std::nullopt;
+}
+
+std::optional<ApiError> parse_response_format(const nlohmann::json& j, const nlohmann::ordered_json& oj,
+                                              CompletionRequest* r) {
+    auto it = j.find("response_format");
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string())
+        return bad("response_format", "'response_format' must be an object with a 'type'");
+    const std::string type = (*it)["type"].get<std::string>();
+    if (type == "text") return std::nullopt;
+    if (type == "json_object") {
+        r->format = ResponseFormat::kJsonObject;
+        return std::nullopt;
+    }
+    if (type != "json_schema")
+        return bad("response_format.type", fmt::format("'response_format.type' must be text, json_object or json_schema (got '{}')", type));
+    auto js = it->find("json_schema");
+    if (js == it->end() || !js->is_object()) return bad("response_format.json_schema", "'json_schema' must be an object");
+    auto name = js->find("name");
+    if (name == js->end() || !name->is_string() || !valid_function_name(name->get<std::string>()))
+        return bad("response_format.json_schema.name", "'json_schema.name' must match ^[a-zA-Z0-9_-]{1,64}$");
+    auto schema = js->find("schema");
+    if (schema != js->end() && !schema->is_null() && !schema->is_object())
+        return bad("response_format.json_schema.schema", "'json_schema.schema' must be a JSON Schema object");
+    r->format = ResponseFormat::kJsonSchema;
+    r->schema = (schema == js->end() || schema->is_null()) ? nlohmann::ordered_json::object()
+                                                           : oj["response_format"]["json_schema"]["schema"];
+    return std::nullopt;
+}
+
 }  // namespace
 
-std::optional<ApiError> parse_completion(const std::string& body, bool chat, CompletionRequest* out) {
+std::optional<ApiError> parse_completion(const std::string& body, bool chat, CompletionRequest* out,
+                                         int32_t n_vocab) {
     nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return bad("", "request body is not valid JSON");
     if (!j.is_object()) return bad("", "request body must be a JSON object");
@@ -53,8 +147,9 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
             auto role = m.find("role");
             if (role == m.end() || !role->is_string()) return bad(p + ".role", fmt::format("'{}.role' must be a string", p));
             const std::string rs = role->get<std::string>();
-            if (rs != "system" && rs != "user" && rs != "assistant" && rs != "developer")
-                return bad(p + ".role", fmt::format("'{}.role' must be system, user or assistant (got '{}')", p, rs));
+            if (rs != "system" && rs != "user" && rs != "assistant" && rs != "developer" && rs != "tool")
+                return bad(p + ".role",
+                           fmt::format("'{}.role' must be system, developer, user, assistant or tool (got '{}')", p, rs));
             auto content = m.find("content");
             std::string text;
             if (content == m.end() || content->is_null()) {
@@ -72,6 +167,19 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
             } else {
                 return bad(p + ".content", fmt::format("'{}.content' must be a string or an array of text parts", p));
             }
+            if (auto tc = m.find("tool_calls"); tc != m.end() && !tc->is_null()) {
+                if (rs != "assistant") return bad(p + ".tool_calls", "only assistant messages carry 'tool_calls'");
+                std::string err;
+                const std::string calls = render_tool_calls(*tc, &err);
+                if (!err.empty()) return bad(p + ".tool_calls", err);
+                text = text.empty() ? calls : text + "\n" + calls;
+            }
+            if (rs == "tool") {
+                auto id = m.find("tool_call_id");
+                if (id != m.end() && !id->is_null() && !id->is_string())
+                    return bad(p + ".tool_call_id", "'tool_call_id' must be a string");
+                text = render_tool_result(id != m.end() && id->is_string() ? id->get<std::string>() : "", text);
+            }
             r.messages.push_back({rs == "developer" ? "system" : rs, text});
         }
     } else {
@@ -85,7 +193,46 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
             return bad("prompt", "'prompt' must be a string (batched prompts are not supported)");
         }
         if (r.prompt.empty()) return bad("prompt", "'prompt' must not be empty");
+        if (auto it2 = j.find("suffix"); it2 != j.end() && !it2->is_null() &&
+                                          !(it2->is_string() && it2->get<std::string>().empty()))
+            return bad("suffix", "'suffix' is not supported: this server has no fill-in-the-middle template");
+        if (auto it2 = j.find("echo"); it2 != j.end() && !it2->is_null()) {
+            if (!it2->is_boolean()) return bad("echo", "'echo' must be a boolean");
+            r.echo = it2->get<bool>();
+        }
+        if (auto it2 = j.find("logprobs"); it2 != j.end() && !it2->is_null()) {
+            if (!it2->is_number_integer() || it2->get<int64_t>() < 0 || it2->get<int64_t>() > 5)
+                return bad("logprobs", "'logprobs' must be an integer in [0, 5]");
+            r.logprobs = int32_t(it2->get<int64_t>());
+        }
     }
+    if (chat) {
+        bool want = false;
+        if (auto it = j.find("logprobs"); it != j.end() && !it->is_null()) {
+            if (!it->is_boolean()) return bad("logprobs", "'logprobs' must be a boolean");
+            want = it->get<bool>();
+        }
+        int32_t top = 0;
+        if (auto it = j.find("top_logprobs"); it != j.end() && !it->is_null()) {
+            if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > kMaxTopLogprobs)
+                return bad("top_logprobs", fmt::format("'top_logprobs' must be an integer in [0, {}]", kMaxTopLogprobs));
+            if (!want) return bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+            top = int32_t(it->get<int64_t>());
+        }
+        if (want) r.logprobs = top;
+        if (j.contains("tools")) {
+            const auto oj = nlohmann::ordered_json::parse(body, nullptr, false);
+            if (auto e = parse_tools(j, oj, &r)) return e;
+        } else if (auto e = parse_tools(j, nlohmann::ordered_json::object(), &r)) {
+            return e;
+        }
+    }
+    if (j.contains("response_format")) {
+        const auto oj = nlohmann::ordered_json::parse(body, nullptr, false);
+        if (auto e = parse_response_format(j, oj, &r)) return e;
+    }
+    if (r.format != ResponseFormat::kText && !r.tools.empty() && r.tool_choice != ToolChoice::kNone)
+        return bad("response_format", "'response_format' cannot be combined with 'tools' (use tool_choice none)");
     const char* mt_key = j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
     if (auto it = j.find(mt_key); it != j.end() && !it->is_null()) {
         if (!it->is_number_integer()) return bad(mt_key, fmt::format("'{}' must be an integer", mt_key));
@@ -110,7 +257,25 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
         r.sampling.seed = uint64_t(it->get<int64_t>()) & 0xFFFFFFFFFFFFull;
     }
     if (auto it = j.find("n"); it != j.end() && !it->is_null()) {
-        if (!it->is_number_integer() || it->get<int64_t>() != 1) return bad("n", "only n = 1 is supported");
+        if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > kMaxChoices)
+            return bad("n", fmt::format("'n' must be an integer in [1, {}]", kMaxChoices));
+        r.n = int(it->get<int64_t>());
+    }
+    if (auto e = num(j, "presence_penalty", &r.sampling.presence_penalty, -2.0, 2.0)) return e;
+    if (auto e = num(j, "frequency_penalty", &r.sampling.frequency_penalty, -2.0, 2.0)) return e;
+    if (auto it = j.find("logit_bias"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) return bad("logit_bias", "'logit_bias' must be an object of token id -> bias");
+        if (it->size() > size_t(kMaxLogitBias))
+            return bad("logit_bias", fmt::format("'logit_bias' takes at most {} entries", kMaxLogitBias));
+        for (const auto& [key, val] : it->items()) {
+            int64_t id = -1;
+            const auto [ptr, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+            if (ec != std::errc() || ptr != key.data() + key.size() || id < 0 || id >= n_vocab)
+                return bad("logit_bias", fmt::format("'logit_bias' keys must be token ids in [0, {}) (got '{}')", n_vocab, key));
+            if (!val.is_number() || !(val.get<double>() >= -100 && val.get<double>() <= 100))
+                return bad("logit_bias", fmt::format("'logit_bias' values must be numbers in [-100, 100] (token {})", id));
+            r.sampling.logit_bias.emplace_back(int32_t(id), float(val.get<double>()));
+        }
     }
     if (auto it = j.find("stop"); it != j.end() && !it->is_null()) {
         if (it->is_string()) {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,11 +30,34 @@ struct HookRef {
     float scale = 1.f;
 };
 
+// One function the model may call (request field "tools").
+struct ToolDef {
+    std::string name, description;
+    nlohmann::ordered_json parameters = nlohmann::ordered_json::object();  // a JSON Schema (key order kept)
+};
+enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
+
+enum class ResponseFormat { kText, kJsonObject, kJsonSchema };
+
+// Bounds of the request fields that multiply work.
+inline constexpr int kMaxChoices = 8;        // "n"
+inline constexpr int kMaxTopLogprobs = 20;   // chat "top_logprobs"; completions "logprobs" <= 5
+inline constexpr int kMaxTools = 64;
+inline constexpr int kMaxLogitBias = 1024;
+
 struct CompletionRequest {
     bool chat = false;
-    std::vector<ChatMessage> messages;  // chat
+    std::vector<ChatMessage> messages;  // chat; tool calls and tool results rendered to text
     std::string prompt;                 // completions
-    int32_t max_tokens = 256;
+    int32_t max_tokens = 0;             // 0: not given (the room left in the context)
+    int n = 1;
+    int32_t logprobs = -1;              // -1: off; k: the token's logprob and k alternatives
+    bool echo = false;                  // completions: the prompt precedes the text
+    ResponseFormat format = ResponseFormat::kText;
+    nlohmann::ordered_json schema;      // kJsonSchema: response_format.json_schema.schema (key order kept)
+    std::vector<ToolDef> tools;
+    ToolChoice tool_choice = ToolChoice::kAuto;
+    std::string tool_name;              // kNamed
     sampling::SamplingParams sampling;
     std::vector<std::string> stop;
     bool stream = false;
@@ -45,7 +69,8 @@ struct CompletionRequest {
     std::optional<std::vector<HookRef>> lora, fv;
 };
 
-// body: the raw request body. Returns the request or an error.
-std::optional<ApiError> parse_completion(const std::string& body, bool chat, CompletionRequest* out);
+// body: the raw request body; n_vocab bounds logit_bias ids. Returns the request or an error.
+std::optional<ApiError> parse_completion(const std::string& body, bool chat, CompletionRequest* out,
+                                         int32_t n_vocab = INT32_MAX);
 
 }  // namespace strata::server

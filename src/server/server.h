@@ -16,10 +16,14 @@ namespace strata::server {
 struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 8080;
-    std::string api_key;            // empty = no auth
+    std::string api_key;            // empty = no auth; else every route but /health needs it
+    bool public_metrics = false;    // serve /metrics without the key
     std::string model_name = "strata";
-    size_t max_body_bytes = 1 << 20;
-    int http_threads = 32;
+    size_t max_body_bytes = 1 << 20;  // after de-chunking and decompression
+    int http_threads = 16;          // HTTP workers (connections served at once)
+    double timeout_s = 600;         // overall deadline per request (body, queue and generation)
+    double body_timeout_s = 30;     // the body must arrive within this (and the deadline)
+    std::string cors_origin;        // empty = no CORS headers; "*" or one origin
 };
 
 // Per-request hooks from the "lora" and "fv" extension fields (server/openai.h HookRef).
@@ -31,7 +35,8 @@ public:
     // The hooks for one request, or an error message naming the bad field (HTTP 400).
     virtual Result<engine::RequestHooks> make(const std::optional<std::vector<HookRef>>& lora,
                                               const std::optional<std::vector<HookRef>>& fv) const = 0;
-    // GET /lora-adapters and GET /function-vectors: [{"id", "path", "scale"}, ...]
+    // GET /lora-adapters and GET /function-vectors: [{"id", "name", "scale"}, ...] (file
+    // names without directories)
     virtual nlohmann::json list_lora() const = 0;
     virtual nlohmann::json list_fv() const = 0;
 };

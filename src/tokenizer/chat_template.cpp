@@ -75,16 +75,29 @@ ChatTemplate chat_template_from_jinja(const std::string& jinja) {
     return t;
 }
 
+RenderedPrompt render_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>& msgs,
+                           bool add_generation_prompt) {
+    RenderedPrompt r;
+    auto markup = [&r](std::string_view s) {
+        r.markup.emplace_back(r.text.size(), r.text.size() + s.size());
+        r.text += s;
+    };
+    // As the SmolLM2 template: the default system block is emitted inside the message loop,
+    // so a conversation without messages gets none. Its text comes from the model file.
+    if (!msgs.empty() && msgs[0].role != "system" && !tmpl.default_system.empty())
+        markup("<|im_start|>system\n" + tmpl.default_system + "<|im_end|>\n");
+    for (const ChatMessage& m : msgs) {
+        markup("<|im_start|>" + m.role + "\n");
+        r.text += m.content;
+        markup("<|im_end|>\n");
+    }
+    if (add_generation_prompt) markup("<|im_start|>assistant\n");
+    return r;
+}
+
 std::string apply_chat_template(const ChatTemplate& tmpl, const std::vector<ChatMessage>& msgs,
                                 bool add_generation_prompt) {
-    std::string out;
-    // As the SmolLM2 template: the default system block is emitted inside the message loop,
-    // so a conversation without messages gets none.
-    if (!msgs.empty() && msgs[0].role != "system" && !tmpl.default_system.empty())
-        out += "<|im_start|>system\n" + tmpl.default_system + "<|im_end|>\n";
-    for (const ChatMessage& m : msgs) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-    if (add_generation_prompt) out += "<|im_start|>assistant\n";
-    return out;
+    return render_chat(tmpl, msgs, add_generation_prompt).text;
 }
 
 }  // namespace strata

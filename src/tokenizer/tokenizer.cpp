@@ -108,7 +108,8 @@ struct Tokenizer::Impl {
     std::array<bool, 256> byte_in_vocab{};  // the mapped symbol of the byte is a token
 
     void partition(std::string_view text, bool parse_special, const Vocab& v,
-                   std::vector<Fragment>* frags) const;
+                   std::vector<Fragment>* frags,
+                   const std::vector<std::pair<size_t, size_t>>* markup = nullptr) const;
     void bpe(std::string_view bytes, Scratch* s, std::vector<TokenId>* out) const;
     bool replace_unspellable(std::string_view text, std::string* out) const;
 };
@@ -303,14 +304,23 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const gguf::File& file) 
 // llama.cpp's tokenizer_st_partition: for each special token, longest first, cut every
 // occurrence out of the raw fragments left so far. User-defined tokens are matched even
 // without parse_special (as HF tokenizers do); control and unknown ones only with it.
+// With `markup`, a control/unknown token is cut out only where it lies wholly inside one of
+// those byte ranges (the chat template's own text), never from message content.
 void Tokenizer::Impl::partition(std::string_view text, bool parse_special, const Vocab& v,
-                                std::vector<Fragment>* frags) const {
+                                std::vector<Fragment>* frags,
+                                const std::vector<std::pair<size_t, size_t>>* markup) const {
+    auto in_markup = [&](size_t b, size_t e) {
+        for (const auto& [mb, me] : *markup)
+            if (b >= mb && e <= me) return true;
+        return false;
+    };
     frags->assign(1, Fragment{-1, 0, text.size()});
     std::vector<Fragment> next;
     for (TokenId id : specials) {
         const TokenType t = types[size_t(id)];
         if (!parse_special && (t == TokenType::kControl || t == TokenType::kUnknown)) continue;
         const std::string& tok = v.tokens[size_t(id)];
+        const bool restricted = markup && (t == TokenType::kControl || t == TokenType::kUnknown);
         next.clear();
         for (const Fragment& f : *frags) {
             if (f.id >= 0) {
@@ -318,13 +328,19 @@ void Tokenizer::Impl::partition(std::string_view text, bool parse_special, const
                 continue;
             }
             size_t off = f.off, len = f.len;
+            size_t from = off;  // search start; [off, from) stays raw text
             while (len > 0) {
-                const size_t m = text.substr(0, off + len).find(tok, off);
+                const size_t m = text.substr(0, off + len).find(tok, from);
                 if (m == std::string_view::npos) break;
+                if (restricted && !in_markup(m, m + tok.size())) {
+                    from = m + 1;
+                    continue;
+                }
                 if (m > off) next.push_back({-1, off, m - off});
                 next.push_back({id, m, tok.size()});
                 len -= m + tok.size() - off;
                 off = m + tok.size();
+                from = off;
             }
             if (len > 0) next.push_back({-1, off, len});
         }
@@ -431,11 +447,21 @@ void Tokenizer::Impl::bpe(std::string_view bytes, Scratch* s, std::vector<TokenI
 
 std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special,
                                        bool parse_special) const {
+    return encode_impl(text, add_special, parse_special, nullptr);
+}
+
+std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special,
+                                       const std::vector<std::pair<size_t, size_t>>& markup) const {
+    return encode_impl(text, add_special, true, &markup);
+}
+
+std::vector<TokenId> Tokenizer::encode_impl(std::string_view text, bool add_special, bool parse_special,
+                                            const std::vector<std::pair<size_t, size_t>>* markup) const {
     std::vector<TokenId> out;
     out.reserve(text.size() / 3 + 2);
     if (add_special && vocab_.add_bos) out.push_back(vocab_.bos);
     std::vector<Fragment> frags;
-    if (!text.empty()) impl_->partition(text, parse_special, vocab_, &frags);
+    if (!text.empty()) impl_->partition(text, parse_special, vocab_, &frags, markup);
     Scratch s;
     for (const Fragment& f : frags) {
         if (f.id >= 0) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -47,6 +48,11 @@ public:
     // add_special is true.
     std::vector<TokenId> encode(std::string_view text, bool add_special = false,
                                 bool parse_special = true) const;
+    // A templated prompt: control tokens are matched only where they lie wholly inside one
+    // of `markup` (byte ranges [begin, end) the chat template wrote); everywhere else, i.e.
+    // in message content, their text is tokenized as plain text.
+    std::vector<TokenId> encode(std::string_view text, bool add_special,
+                                const std::vector<std::pair<size_t, size_t>>& markup) const;
     // Raw bytes of one token (control tokens render as their text when render_special).
     std::string token_to_piece(TokenId id, bool render_special = true) const;
     std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const;
@@ -61,6 +67,8 @@ public:
 
 private:
     Tokenizer() = default;
+    std::vector<TokenId> encode_impl(std::string_view text, bool add_special, bool parse_special,
+                                     const std::vector<std::pair<size_t, size_t>>* markup) const;
     struct Impl;
     Vocab vocab_;
     std::unique_ptr<Impl> impl_;

@@ -1,0 +1,103 @@
+#include "server/transport.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
+
+namespace strata::server {
+
+BodyStatus read_body(const httplib::ContentReader& reader, size_t limit, Clock::time_point deadline,
+                     std::string* out) {
+    out->clear();
+    BodyStatus st = BodyStatus::kOk;
+    const bool ok = reader([&](const char* data, size_t n) {
+        if (n > limit - out->size()) {
+            st = BodyStatus::kTooLarge;
+            return false;
+        }
+        if (Clock::now() > deadline) {
+            st = BodyStatus::kTimeout;
+            return false;
+        }
+        out->append(data, n);
+        return true;
+    });
+    if (st == BodyStatus::kOk && !ok) st = BodyStatus::kAborted;
+    if (st != BodyStatus::kOk) out->clear();
+    return st;
+}
+
+namespace {
+
+// The port and numeric host of a socket address, printed as httplib prints remote_addr.
+bool addr_of(const sockaddr_storage& ss, socklen_t len, std::string* host, int* port) {
+    char buf[NI_MAXHOST] = {};
+    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return false;
+    if (getnameinfo(reinterpret_cast<const sockaddr*>(&ss), len, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) != 0)
+        return false;
+    *port = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port)
+                                    : ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+    *host = buf;
+    return true;
+}
+
+}  // namespace
+
+int connection_fd(const httplib::Request& req) {
+    DIR* d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int found = -1;
+    while (dirent* e = readdir(d)) {
+        char* end = nullptr;
+        const long fd = std::strtol(e->d_name, &end, 10);
+        if (end == e->d_name || *end != 0 || fd < 0) continue;
+        sockaddr_storage peer{}, local{};
+        socklen_t pl = sizeof peer, ll = sizeof local;
+        if (getpeername(int(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
+        if (getsockname(int(fd), reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
+        std::string ph, lh;
+        int pp = -1, lp = -1;
+        if (!addr_of(peer, pl, &ph, &pp) || !addr_of(local, ll, &lh, &lp)) continue;
+        if (pp == req.remote_port && lp == req.local_port && ph == req.remote_addr) {
+            found = int(fd);
+            break;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+bool peer_gone(int fd) {
+    if (fd < 0) return false;
+    pollfd p{fd, POLLRDHUP, 0};
+    if (poll(&p, 1, 0) <= 0) return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+bool keys_equal(std::string_view a, std::string_view b) {
+    // Walk the longer length so the time does not reveal a matching prefix.
+    const size_t n = std::max(a.size(), b.size());
+    unsigned diff = unsigned(a.size() != b.size());
+    for (size_t i = 0; i < n; ++i) {
+        const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+        const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+        diff |= unsigned(x ^ y);
+    }
+    // Keep the compiler from turning the loop into an early exit.
+    volatile unsigned sink = diff;
+    return sink == 0;
+}
+
+void listener_socket_options(int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+}
+
+}  // namespace strata::server
