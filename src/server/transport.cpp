@@ -80,6 +80,23 @@ bool peer_gone(int fd) {
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
+void drain_and_shut(int fd, size_t max_bytes, std::chrono::milliseconds max_time) {
+    if (fd < 0) return;
+    const auto until = Clock::now() + max_time;
+    char buf[16384];
+    size_t got = 0;
+    while (got < max_bytes) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+        if (left <= 0) break;
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, int(std::min<int64_t>(left, 200))) <= 0) break;  // quiet for 200 ms: done
+        const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0) break;
+        got += size_t(n);
+    }
+    shutdown(fd, SHUT_RD);
+}
+
 bool keys_equal(std::string_view a, std::string_view b) {
     // Walk the longer length so the time does not reveal a matching prefix.
     const size_t n = std::max(a.size(), b.size());

@@ -30,6 +30,12 @@ int connection_fd(const httplib::Request& req);
 // consumed). fd < 0: false.
 bool peer_gone(int fd);
 
+// After an early answer on a connection whose request body was not read: reads and drops
+// what the client still sends (at most max_bytes, for at most max_time, so a client that
+// is still uploading gets to read the answer instead of a reset), then shuts the read side
+// so the connection ends instead of parsing the rest as another request.
+void drain_and_shut(int fd, size_t max_bytes, std::chrono::milliseconds max_time);
+
 // Compares in time that depends only on the lengths, not on where the strings differ.
 bool keys_equal(std::string_view a, std::string_view b);
 
