@@ -262,25 +262,17 @@ void Engine::admit_locked() {
 // Frees a running slot's cache and puts its request back at the front of the queue with
 // everything needed to continue: it is recomputed from prompt + generated tokens later.
 void Engine::preempt_locked(Slot& s) {
-    if (!s.resumed && s.n_generated == 0 && s.generated.empty()) {
-        // Nothing generated yet (still in prefill): start over as a new request, so its chain
-        // accepts the whole prompt again.
-        s.ctx->clear_hooks();
-        s.ctx->truncate(0);
-        s.cached.clear();
-        s.target.clear();
-        s.active = false;
-        queue_.push_front({std::move(s.req), nullptr});
-        st_.requests_running--;
-        st_.preemptions++;
-        return;
+    // Nothing generated yet (still in prefill): it starts over as a new request, so its chain
+    // accepts the whole prompt again; otherwise it resumes with its generation state.
+    std::shared_ptr<Resume> r;
+    if (s.resumed || s.n_generated > 0 || !s.generated.empty()) {
+        r = std::make_shared<Resume>();
+        r->chain = std::move(s.chain);
+        r->generated = std::move(s.generated);
+        r->n_generated = s.n_generated;
+        r->utf8_pending = std::move(s.utf8_pending);
+        r->stop_pending = std::move(s.stop_pending);
     }
-    auto r = std::make_shared<Resume>();
-    r->chain = std::move(s.chain);
-    r->generated = std::move(s.generated);
-    r->n_generated = s.n_generated;
-    r->utf8_pending = std::move(s.utf8_pending);
-    r->stop_pending = std::move(s.stop_pending);
     s.ctx->clear_hooks();
     s.ctx->truncate(0);
     s.cached.clear();

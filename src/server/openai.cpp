@@ -132,6 +132,11 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
     if (!j.is_object()) return bad("", "request body must be a JSON object");
     CompletionRequest r;
     r.chat = chat;
+    // The same body with its key order kept, for the fields that carry JSON Schemas (the
+    // answer lists properties in schema order); parsed once, only when one is present.
+    const nlohmann::ordered_json oj = (j.contains("tools") || j.contains("response_format"))
+                                          ? nlohmann::ordered_json::parse(body, nullptr, false)
+                                          : nlohmann::ordered_json::object();
     if (auto it = j.find("model"); it != j.end() && !it->is_null()) {
         if (!it->is_string()) return bad("model", "'model' must be a string");
         r.model = it->get<std::string>();
@@ -220,17 +225,9 @@ std::optional<ApiError> parse_completion(const std::string& body, bool chat, Com
             top = int32_t(it->get<int64_t>());
         }
         if (want) r.logprobs = top;
-        if (j.contains("tools")) {
-            const auto oj = nlohmann::ordered_json::parse(body, nullptr, false);
-            if (auto e = parse_tools(j, oj, &r)) return e;
-        } else if (auto e = parse_tools(j, nlohmann::ordered_json::object(), &r)) {
-            return e;
-        }
+        if (auto e = parse_tools(j, oj, &r)) return e;
     }
-    if (j.contains("response_format")) {
-        const auto oj = nlohmann::ordered_json::parse(body, nullptr, false);
-        if (auto e = parse_response_format(j, oj, &r)) return e;
-    }
+    if (auto e = parse_response_format(j, oj, &r)) return e;
     if (r.format != ResponseFormat::kText && !r.tools.empty() && r.tool_choice != ToolChoice::kNone)
         return bad("response_format", "'response_format' cannot be combined with 'tools' (use tool_choice none)");
     const char* mt_key = j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
