@@ -138,13 +138,13 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         g->logprobs = cr.logprobs;
         g->hooks = req_hooks;
         g->constraint = constraint;
-        g->on_event = [this, ch, i, t0, want_lp](const engine::Event& ev) {
+        g->on_event = [metrics = metrics, ch, i, t0, want_lp](const engine::Event& ev) {
             std::lock_guard<std::mutex> lk(ch->mu);
             ChoiceState& c = ch->choices[size_t(i)];
             const auto now = Clock::now();
             if (ev.token) {
-                if (c.last_token) metrics.observe_itl(seconds(now - *c.last_token));
-                else if (i == 0) metrics.observe_ttft(seconds(now - t0));
+                if (c.last_token) metrics->observe_itl(seconds(now - *c.last_token));
+                else if (i == 0) metrics->observe_ttft(seconds(now - t0));
                 c.last_token = now;
                 if (want_lp) {
                     TokenRec r{ev.token->id, ev.token->logprob, ev.token->top};
@@ -158,7 +158,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
             }
             if (ev.finish != engine::FinishReason::kNone) {
                 c.finish = ev.finish;
-                metrics.observe_e2e(seconds(now - t0));
+                metrics->observe_e2e(seconds(now - t0));
             }
             c.n_generated = ev.n_generated;
             ch->cv.notify_all();
@@ -238,7 +238,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         }
         if (why) {
             cancel_all();
-            metrics.count_finish(why->http_status == 504 ? "timeout" : "cancelled");
+            metrics->count_finish(why->http_status == 504 ? "timeout" : "cancelled");
             return send_error(res, *why);
         }
         json choices = json::array();
@@ -273,12 +273,12 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
                     choice["text"] = echo_text + c.text;
                 }
                 choice["finish_reason"] = finish;
-                metrics.count_finish(finish);
+                metrics->count_finish(finish);
                 choices.push_back(choice);
             }
         }
         if (failed) {
-            metrics.count_finish("error");
+            metrics->count_finish("error");
             return send_error(res, ApiError{500, "generation failed", "", "server_error"});
         }
         json out = {{"id", id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", created},
@@ -368,7 +368,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
             }
             if (!ok) {  // client went away: free the sequences now
                 cancel_all();
-                metrics.count_finish("cancelled");
+                metrics->count_finish("cancelled");
                 return false;
             }
             bool failed = false;
@@ -379,7 +379,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
                 if (o.fin == engine::FinishReason::kError || o.fin == engine::FinishReason::kCancelled) {
                     failed = true;
                     ok = send(chunk(i, chat ? json::object() : json(""), "error", nullptr));
-                    metrics.count_finish("error");
+                    metrics->count_finish("error");
                     continue;
                 }
                 std::string finish = finish_name(o.fin);
@@ -396,7 +396,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
                     }
                 }
                 ok = send(chunk(i, delta, finish, nullptr));
-                metrics.count_finish(finish);
+                metrics->count_finish(finish);
             }
             if (failed && ok) {
                 send(ApiError{500, "generation failed", "", "server_error"}.to_json());
@@ -406,7 +406,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
             if (!done && ok && !failed) {
                 if (auto why = interrupted()) {
                     cancel_all();
-                    metrics.count_finish(why->http_status == 504 ? "timeout" : "cancelled");
+                    metrics->count_finish(why->http_status == 504 ? "timeout" : "cancelled");
                     if (why->http_status == 499) return false;
                     for (int i = 0; i < n; ++i)
                         if (!ss->finished[size_t(i)]) send(chunk(i, chat ? json::object() : json(""), "error", nullptr));

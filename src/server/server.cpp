@@ -236,7 +236,7 @@ void Server::Impl::routes() {
         r.set_content(R"({"status":"ok"})", "application/json");
     });
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
-        r.set_content(metrics.render(eng.stats()), "text/plain; version=0.0.4");
+        r.set_content(metrics->render(eng.stats()), "text/plain; version=0.0.4");
     });
     http.set_error_handler([](const httplib::Request&, httplib::Response& r) {
         if (r.status == 413) send_error(r, ApiError{413, "request body too large", ""});
@@ -247,7 +247,7 @@ void Server::Impl::routes() {
         send_error(r, ApiError{500, "internal error", "", "server_error"});
     });
     http.set_logger([this](const httplib::Request& q, const httplib::Response& r) {
-        metrics.count_status(r.status);
+        metrics->count_status(r.status);
         if (r.get_header_value("Connection") == "close")
             drain_and_shut(connection_fd(q), 4 * opts.max_body_bytes, std::chrono::seconds(2));
     });

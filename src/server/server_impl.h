@@ -52,7 +52,9 @@ struct Server::Impl {
     httplib::Server http;
     int port = 0;
     const HookProvider* hooks = nullptr;
-    ServerMetrics metrics;
+    // Shared with the engine's per-request callbacks, which can run after the server is gone
+    // (the engine cancels what is left when it stops, after the server's destructor).
+    std::shared_ptr<ServerMetrics> metrics = std::make_shared<ServerMetrics>();
     std::atomic<bool> stopping{false};
     std::shared_ptr<const sampling::TokenVocab> vocab;  // for grammar constraints, built on first use
     std::mutex vocab_mu;
