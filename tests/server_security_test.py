@@ -137,6 +137,50 @@ class BodyLimitTest(unittest.TestCase):
         s.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:100])
 
+    def test_unread_body_is_never_parsed_as_a_request(self):
+        # A refused request whose body is far over the drain budget (4 x the 1 MiB limit)
+        # and ends with a valid request: the bytes after the answer must not be answered.
+        smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        for auth in (b"Authorization: Bearer wrong\r\n", b"Authorization: Bearer k3y\r\n"):
+            body = b"p" * (6 << 20) + smuggled
+            s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=20)
+            s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n" + auth +
+                      b"Content-Length: %d\r\n\r\n" % (6 << 20))
+            try:
+                s.sendall(body)
+                s.shutdown(socket.SHUT_WR)
+            except OSError:  # reset or closed by the server while sending: fine
+                pass
+            data = b""
+            try:
+                while chunk := s.recv(65536):
+                    data += chunk
+            except OSError:
+                pass
+            s.close()
+            self.assertLessEqual(data.count(b"HTTP/1.1 "), 1, data[:300])
+            self.assertNotIn(b'"status":"ok"', data)
+        self.assertEqual(self.srv.raw("GET", "/health")[0], 200)
+
+    def test_unknown_content_encoding_is_415(self):
+        for enc in ("zstd", "GZIP", "gzip, br", "compress"):
+            status, _, data = self.srv.raw("POST", "/v1/completions", json.dumps({"prompt": "Hi", "max_tokens": 1}),
+                                           {"Content-Encoding": enc, "Authorization": "Bearer k3y"})
+            self.assertEqual(status, 415, (enc, data))
+            self.assertIn("Content-Encoding", json.loads(data)["error"]["message"])
+        status, _, _ = self.srv.raw("POST", "/v1/completions", json.dumps({"prompt": "Hi", "max_tokens": 1}),
+                                    {"Content-Encoding": "identity", "Authorization": "Bearer k3y"})
+        self.assertEqual(status, 200)
+
+    def test_refusals_keep_their_own_message(self):
+        status, _, data = self.srv.raw("GET", "/v1/models/other", None, {"Authorization": "Bearer k3y"})
+        self.assertEqual(status, 404)
+        self.assertIn("model 'other' does not exist", json.loads(data)["error"]["message"])
+        status, _, data = self.srv.raw("POST", "/v1/completions", b"x" * (2 << 20),
+                                       {"Authorization": "Bearer k3y"})
+        self.assertEqual(status, 413)
+        self.assertIn("over 1048576 bytes", json.loads(data)["error"]["message"])
+
 
 class PromptInjectionTest(unittest.TestCase):
     """Finding 2: message content is plain text; only the template makes control tokens."""

@@ -15,6 +15,9 @@ Standard library only. Seeds come from real files where the project has them, cu
                f32 / bf16 and distributed f16 with head scores and a task name, small sizes
   server/      chat / completion request bodies as the openai client and tests/server_test.py
                send them (streaming, stream_options, content parts, stop, bad values)
+  http/        5 control bytes (method|flags, path, auth, framing, encoding; fuzz/fuzz_http.cpp)
+               + a body: every route, plain / chunked / gzip / deflate / br bodies, refusals
+               (key, method, route, size, bombs), bad framing and a smuggling attempt
 Usage: tools/make_fuzz_seeds.py [--model models/SmolLM2-135M-Instruct.Q4_1.gguf]
 Re-running writes identical bytes.
 """
@@ -377,6 +380,102 @@ def main():
         write("server", n, json.dumps(b).encode())
     write("server", "not_json.txt", b"not json")
     write("server", "messages_string.json", b'{"messages": "hi"}')
+    write_http()
+
+
+# --- http (fuzz/fuzz_http.cpp) ---------------------------------------------------------------
+# Same order as kMethods / kPaths / Framing / Encoding there.
+HTTP_METHODS = ["POST", "GET", "PUT", "OPTIONS", "HEAD", "DELETE", "PATCH", "get"]
+HTTP_PATHS = ["/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize", "/v1/models",
+              "/v1/models/strata", "/v1/models/other", "/lora-adapters", "/function-vectors", "/openapi.json",
+              "/health", "/metrics", "/v1/chat/completions?stream=true", "/v1/completions/", "/HEALTH",
+              "/health?x=1", "//health", "/v1/../health", "/v1/models/", "/v1/models/strata/x",
+              "/v1/models/%73trata", "/%68ealth", "/v1/chat/completions#frag", "*", "/", "/v1/models/%zz",
+              "/tokenize%00", "/v1//completions"]
+HTTP_PATH_FROM_BODY = len(HTTP_PATHS)
+AUTH = {"right": 0, "wrong": 1, "none": 2, "malformed": 3}
+FRAMING = {"exact": 0, "short": 1, "long": 2, "none": 3, "chunked": 4, "bad_chunked": 5, "odd_length": 6,
+           "chunked_and_length": 7}
+ENCODING = {"identity": 0, "gzip": 1, "deflate": 2, "br": 3, "unknown": 4, "fake_gzip": 5, "trunc_gzip": 6,
+            "identity_header": 7}
+F_ORIGIN, F_CLOSE, F_JSON, F_HTTP10, F_EXPECT = 1, 2, 4, 8, 16
+
+
+def http_seed(method, path, body, auth="right", framing="exact", p=0, enc="identity", rep=0, flags=F_JSON,
+              wait=False):
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body, separators=(",", ":"))
+    if isinstance(body, str):
+        body = body.encode()
+    pi = HTTP_PATH_FROM_BODY if path is None else HTTP_PATHS.index(path)
+    return bytes([HTTP_METHODS.index(method) | flags << 3, pi, AUTH[auth] | (16 if wait else 0),
+                  FRAMING[framing] | p << 3, ENCODING[enc] | rep << 3]) + body
+
+
+def write_http():
+    user = [{"role": "user", "content": "What is 2+2?"}]
+    chat = "/v1/chat/completions"
+    cmpl = "/v1/completions"
+    seeds = {
+        "chat_plain.bin": http_seed("POST", chat, {"messages": user, "max_tokens": 4, "temperature": 0}),
+        "chat_stream_chunked_gzip.bin": http_seed(
+            "POST", chat, {"model": "strata", "messages": user, "max_tokens": 4, "stream": True,
+                           "stream_options": {"include_usage": True}}, framing="chunked", p=5, enc="gzip"),
+        "completion_stream_deflate.bin": http_seed(
+            "POST", cmpl, {"prompt": "Once upon a time", "max_tokens": 4, "stream": True}, enc="deflate"),
+        "completion_chunked_br.bin": http_seed(
+            "POST", cmpl, {"prompt": "The sky is", "max_tokens": 3, "logprobs": 2, "seed": 7},
+            framing="chunked", p=3, enc="br"),
+        "completion_echo_stop.bin": http_seed(
+            "POST", cmpl, {"prompt": ["Hello"], "max_tokens": 4, "echo": True, "stop": ["\n", "."]},
+            framing="chunked", p=14),
+        "tokenize.bin": http_seed("POST", "/tokenize", {"content": "Hello world", "add_special": True}),
+        "detokenize_chunked.bin": http_seed("POST", "/detokenize", {"tokens": [1, 2, 3, 100]},
+                                            framing="chunked", p=1),
+        "models_get.bin": http_seed("GET", "/v1/models", b"", flags=0),
+        "model_head.bin": http_seed("HEAD", "/v1/models/strata", b"", flags=0),
+        "lora_adapters.bin": http_seed("GET", "/lora-adapters", b"", flags=0),
+        "openapi.bin": http_seed("GET", "/openapi.json", b"", flags=F_CLOSE),
+        "metrics.bin": http_seed("GET", "/metrics", b"", flags=0),
+        "health_no_key_http10.bin": http_seed("GET", "/health", b"", auth="none", flags=F_HTTP10),
+        "preflight.bin": http_seed("OPTIONS", chat, b"", auth="none", flags=F_ORIGIN),
+        "smuggle_wrong_key.bin": http_seed("POST", cmpl, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                                           auth="wrong"),
+        "put_405.bin": http_seed("PUT", cmpl, {"prompt": "x"}, framing="chunked", p=2),
+        "unknown_route_404.bin": http_seed("POST", "/", {"prompt": "x"}),
+        "get_with_body_400.bin": http_seed("GET", "/v1/models", "xyz"),
+        "gzip_bomb_413.bin": http_seed("POST", chat, "a" * 64, enc="gzip", rep=15),
+        "chunked_gzip_bomb_413.bin": http_seed("POST", "/tokenize", "b" * 200, framing="chunked", p=31,
+                                               enc="gzip", rep=9),
+        "length_too_large.bin": http_seed("POST", cmpl, {"prompt": "x", "max_tokens": 1}, framing="long", p=3, wait=True),
+        "length_short.bin": http_seed("POST", "/tokenize", {"content": "abc"}, framing="short"),
+        "bad_chunk_size.bin": http_seed("POST", chat, {"messages": user}, framing="bad_chunked", p=3, wait=True),
+        "chunk_without_crlf.bin": http_seed("POST", "/tokenize", {"content": "abc"}, framing="bad_chunked", p=7),
+        "unknown_encoding.bin": http_seed("POST", "/tokenize", {"content": "abc"}, enc="unknown"),
+        "gzip_header_raw_body.bin": http_seed("POST", "/tokenize", {"content": "abc"}, enc="fake_gzip"),
+        "gzip_truncated.bin": http_seed("POST", cmpl, {"prompt": "abc", "max_tokens": 2}, enc="trunc_gzip"),
+        "expect_continue.bin": http_seed("POST", chat, {"messages": user, "max_tokens": 2}, flags=F_EXPECT | F_JSON),
+        "chat_json_mode.bin": http_seed(
+            "POST", chat, {"messages": user, "max_tokens": 4, "response_format": {"type": "json_object"}}),
+        "chat_tools.bin": http_seed(
+            "POST", chat, {"messages": user, "max_tokens": 4, "tool_choice": "auto",
+                           "tools": [{"type": "function", "function": {
+                               "name": "add", "description": "adds",
+                               "parameters": {"type": "object", "properties": {"a": {"type": "number"}},
+                                              "required": ["a"]}}}]}),
+        "chat_n2_logprobs.bin": http_seed(
+            "POST", chat, {"messages": user, "max_tokens": 2, "n": 2, "logprobs": True, "top_logprobs": 2}),
+        "chat_hooks.bin": http_seed("POST", chat, {"messages": user, "max_tokens": 2, "lora": [{"id": 0}],
+                                                   "fv": [{"id": 3, "scale": 2}]}),
+        "chunked_and_length.bin": http_seed("POST", cmpl, {"prompt": "x", "max_tokens": 2},
+                                            framing="chunked_and_length", p=4),
+        "path_from_body.bin": http_seed("GET", None, "/v1/models/strata?a=%20b\n", flags=0),
+        "odd_length.bin": http_seed("POST", "/tokenize", {"content": "abc"}, framing="odd_length", p=0, wait=True),
+        "no_length_post.bin": http_seed("POST", "/tokenize", {"content": "abc"}, framing="none"),
+        "malformed_auth.bin": http_seed("GET", "/v1/models", b"", auth="malformed", flags=0),
+    }
+    for n, b in seeds.items():
+        write("http", n, b)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,17 @@ httplib::Server::HandlerResponse Server::Impl::pre_route(const httplib::Request&
             return httplib::Server::HandlerResponse::Handled;
         }
     }
+    if (body && req.has_header("Content-Encoding")) {
+        // httplib decodes exactly these names and reads any other value as identity, which
+        // would hand compressed bytes to the JSON parser (or a coding we do not check).
+        const std::string enc = req.get_header_value("Content-Encoding");
+        if (enc != "identity" && enc != "gzip" && enc != "deflate" && enc != "br") {
+            close_after(req, res);
+            send_error(res, ApiError{415, fmt::format("unsupported Content-Encoding '{}' (supported: identity, "
+                                                      "gzip, deflate, br)", enc), ""});
+            return httplib::Server::HandlerResponse::Handled;
+        }
+    }
     return httplib::Server::HandlerResponse::Unhandled;
 }
 
@@ -239,6 +250,9 @@ void Server::Impl::routes() {
         r.set_content(metrics->render(eng.stats()), "text/plain; version=0.0.4");
     });
     http.set_error_handler([](const httplib::Request&, httplib::Response& r) {
+        // httplib calls this for every status >= 400; a route or pre-route refusal that
+        // already wrote its own error body keeps it.
+        if (!r.body.empty()) return;
         if (r.status == 413) send_error(r, ApiError{413, "request body too large", ""});
         else if (r.status == 415) send_error(r, ApiError{415, "unsupported Content-Encoding", ""});
         else if (r.status == 404) send_error(r, ApiError{404, "unknown route", "", "not_found_error"});
@@ -249,7 +263,8 @@ void Server::Impl::routes() {
     http.set_logger([this](const httplib::Request& q, const httplib::Response& r) {
         metrics->count_status(r.status);
         if (r.get_header_value("Connection") == "close")
-            drain_and_shut(connection_fd(q), 4 * opts.max_body_bytes, std::chrono::seconds(2));
+            drain_and_close(connection_fd(q), 4 * opts.max_body_bytes, std::chrono::seconds(2),
+                            std::chrono::milliseconds(opts.drain_quiet_ms));
     });
 }
 

@@ -23,6 +23,9 @@ struct ServerOptions {
     int http_threads = 16;          // HTTP workers (connections served at once)
     double timeout_s = 600;         // overall deadline per request (body, queue and generation)
     double body_timeout_s = 30;     // the body must arrive within this (and the deadline)
+    // After an early refusal: the unread body still arriving is dropped until the client has
+    // been quiet this long (at most 4x max_body_bytes, 2 s), then the connection ends.
+    int drain_quiet_ms = 200;
     std::string cors_origin;        // empty = no CORS headers; "*" or one origin
 };
 

@@ -33,7 +33,7 @@ void send_error(httplib::Response& res, const ApiError& e);
 // reused, or the unread body would be parsed as the next request (smuggled past the checks
 // of pre_route). httplib 0.11 keeps the connection open whatever the response says, so the
 // logger (called once the answer is written) drains a bounded amount of what the client still
-// sends, so it can read the answer, and shuts the read side: the next read ends the connection.
+// sends, so it can read the answer, then ends the connection (drain_and_close in transport.h).
 void close_after(const httplib::Request& req, httplib::Response& res);
 
 struct Server::Impl {

@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -80,7 +82,8 @@ bool peer_gone(int fd) {
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
-void drain_and_shut(int fd, size_t max_bytes, std::chrono::milliseconds max_time) {
+void drain_and_close(int fd, size_t max_bytes, std::chrono::milliseconds max_time,
+                     std::chrono::milliseconds quiet) {
     if (fd < 0) return;
     const auto until = Clock::now() + max_time;
     char buf[16384];
@@ -89,12 +92,22 @@ void drain_and_shut(int fd, size_t max_bytes, std::chrono::milliseconds max_time
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
         if (left <= 0) break;
         pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, int(std::min<int64_t>(left, 200))) <= 0) break;  // quiet for 200 ms: done
+        if (poll(&p, 1, int(std::min<int64_t>(left, quiet.count()))) <= 0) break;  // quiet: done
         const ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n <= 0) break;
         got += size_t(n);
     }
-    shutdown(fd, SHUT_RD);
+    // Replace the connection with one end of a socket pair whose other end is closed:
+    // reads return 0 and writes fail, so httplib closes "the connection" on its next
+    // read; dup2 drops the last reference to the TCP socket now.
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
+        close(pair[1]);
+        if (dup3(pair[0], fd, O_CLOEXEC) < 0) shutdown(fd, SHUT_RDWR);
+        close(pair[0]);
+    } else {
+        shutdown(fd, SHUT_RDWR);
+    }
 }
 
 bool keys_equal(std::string_view a, std::string_view b) {
