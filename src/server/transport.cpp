@@ -99,7 +99,7 @@ void drain_and_close(int fd, size_t max_bytes, std::chrono::milliseconds max_tim
     }
     // Replace the connection with one end of a socket pair whose other end is closed:
     // reads return 0 and writes fail, so httplib closes "the connection" on its next
-    // read; dup2 drops the last reference to the TCP socket now.
+    // read; dup3 drops the last reference to the TCP socket now.
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
         close(pair[1]);

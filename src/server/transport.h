@@ -32,14 +32,13 @@ bool peer_gone(int fd);
 
 // After an early answer on a connection whose request body was not read: reads and drops
 // what the client still sends (at most max_bytes, for at most max_time, until it has been
-// quiet for `quiet`, so a client that
-// is still uploading gets to read the answer instead of a reset), then swaps the
-// descriptor for one that reads as end-of-file. httplib's next read on that connection
-// ends it, so bytes the client sent beyond the drained amount are never parsed as another
-// request (shutdown(SHUT_RD) alone is not enough: Linux still hands out queued data).
-// If undrained bytes remain, the kernel resets the connection.
+// quiet for `quiet`, so a client that is still uploading gets to read the answer instead
+// of a reset), then swaps the descriptor for one that reads as end-of-file. httplib's next
+// read on that connection ends it, so bytes the client sent beyond the drained amount are
+// never parsed as another request (shutdown(SHUT_RD) alone is not enough: Linux still hands
+// out queued data). If undrained bytes remain, the kernel resets the connection.
 void drain_and_close(int fd, size_t max_bytes, std::chrono::milliseconds max_time,
-                     std::chrono::milliseconds quiet = std::chrono::milliseconds(200));
+                     std::chrono::milliseconds quiet);
 
 // Compares in time that depends only on the lengths, not on where the strings differ.
 bool keys_equal(std::string_view a, std::string_view b);
