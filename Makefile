@@ -35,7 +35,7 @@ build: deps
 	cmake --build --preset $(PRESET) -j $(THREADS)
 
 run: build model
-	./$(BUILD)/strata chat -m $(MODEL) -t $(THREADS) --exact --temp 0 -p "$(PROMPT)"
+	./$(BUILD)/strata chat -m $(MODEL) -t $(THREADS) --temp 0 -p "$(PROMPT)"
 
 # Project venv for the end-to-end server tests (the real `openai` client, pinned).
 OPENAI_PIN := openai==3.57.0

@@ -4,9 +4,11 @@
 pp<N>: one batched decode of N random tokens on an empty context. tg<N>: N single-token
 decodes after that prompt-free start. llama.cpp is driven through its C API (llama_decode
 with a llama_batch, timed around the call only, as llama-bench does); Strata through
-`strata bench -o json` (timed inside the binary). Runs alternate (llama.cpp, Strata,
-llama.cpp, ...) so drift on a shared machine hits both. Reports median and spread of each,
-their ratio, and writes <out>.json and <out>.png."""
+`strata bench -o json` (timed inside the binary), once per numerics mode: f32 activations
+(the default) and llama.cpp's 8-bit scheme (--numerics q8). Runs alternate (llama.cpp,
+Strata f32, Strata q8, llama.cpp, ...) so drift on a shared machine hits all three.
+Reports median and spread of each, per-repetition ratios, and writes <out>.json and
+<out>.png."""
 import argparse
 import ctypes
 import json
@@ -72,10 +74,11 @@ def llama_run(model, threads, n_prompt, n_gen, seed):
     return out
 
 
-def strata_run(binary, model, threads, n_prompt, n_gen, exact):
+def strata_run(binary, model, threads, n_prompt, n_gen, numerics):
     cmd = [binary, "bench", "-m", model, "-t", str(threads), "-p", str(n_prompt), "-n", str(n_gen),
-           "-r", "1", "-o", "json"] + (["--exact"] if exact else [])
+           "-r", "1", "-o", "json", "--numerics", numerics]
     j = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    assert j["mode"] == numerics, j["mode"]
     out = {"bandwidth_gbs": j["bandwidth_gbs"], "weight_bytes": j["weight_bytes"], "isa": j["isa"]}
     if "pp" in j:
         out["pp"] = j["pp"]["tps_mean"]
@@ -89,6 +92,12 @@ def summary(xs):
             "stdev": statistics.stdev(xs) if len(xs) > 1 else 0.0, "samples": xs}
 
 
+# Engines in the order each repetition runs them; the Strata names are its two numerics
+# modes: f32 activations (the default) and llama.cpp's 8-bit activation scheme (q8).
+ENGINES = ("llama.cpp", "strata f32", "strata q8")
+RATIOS = (("strata f32", "llama.cpp"), ("strata q8", "llama.cpp"), ("strata f32", "strata q8"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-m", "--model", default=os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -96,23 +105,23 @@ def main():
     ap.add_argument("-p", "--n-prompt", type=int, default=512)
     ap.add_argument("-n", "--n-gen", type=int, default=128)
     ap.add_argument("-r", "--repetitions", type=int, default=5)
-    ap.add_argument("--exact", action="store_true", help="run Strata with f32 activations")
     ap.add_argument("--strata", default=os.path.join(ROOT, "build", "strata"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance"))
     a = ap.parse_args()
     llama_cpp.llama_backend_init()
-    res = {"llama.cpp": {"pp": [], "tg": []}, "strata": {"pp": [], "tg": []}}
+    res = {e: {"pp": [], "tg": []} for e in ENGINES}
     extra = {}
-    for rep in range(a.repetitions + 1):  # rep 0 warms both up and is discarded
-        l = llama_run(a.model, a.threads, a.n_prompt, a.n_gen, seed=rep)
-        s = strata_run(a.strata, a.model, a.threads, a.n_prompt, a.n_gen, a.exact)
-        extra = s
+    for rep in range(a.repetitions + 1):  # rep 0 warms every engine up and is discarded
+        got = {"llama.cpp": llama_run(a.model, a.threads, a.n_prompt, a.n_gen, seed=rep)}
+        for e in ENGINES[1:]:
+            got[e] = strata_run(a.strata, a.model, a.threads, a.n_prompt, a.n_gen, e.split()[1])
+            extra = got[e]
         if rep == 0:
             continue
-        for k in ("pp", "tg"):
-            res["llama.cpp"][k].append(l[k])
-            res["strata"][k].append(s[k])
-        print(f"rep {rep}: llama.cpp pp {l['pp']:.1f} tg {l['tg']:.1f} | strata pp {s['pp']:.1f} tg {s['tg']:.1f}",
+        for e in ENGINES:
+            for k in ("pp", "tg"):
+                res[e][k].append(got[e][k])
+        print(f"rep {rep}: " + " | ".join(f"{e} pp {got[e]['pp']:.1f} tg {got[e]['tg']:.1f}" for e in ENGINES),
               file=sys.stderr)
     report = {
         "command": " ".join(["bench/vs-llamacpp"] + sys.argv[1:]),
@@ -122,42 +131,45 @@ def main():
             "model name")[1].split("\n")[0].strip(" :\t"),
         "llama_cpp_python": llama_cpp.__version__,
         "threads": a.threads, "n_prompt": a.n_prompt, "n_gen": a.n_gen, "repetitions": a.repetitions,
-        "strata_mode": "exact" if a.exact else "default", "strata_isa": extra.get("isa"),
+        "strata_isa": extra.get("isa"),
         "bandwidth_gbs": extra.get("bandwidth_gbs"), "weight_bytes": extra.get("weight_bytes"),
         "results": {e: {k: summary(v) for k, v in r.items()} for e, r in res.items()},
+        "ratios": {},
     }
-    for k in ("pp", "tg"):
-        ratios = [s / l for s, l in zip(res["strata"][k], res["llama.cpp"][k])]
-        report["results"][f"ratio_{k}"] = summary(ratios)
-    tg = report["results"]["strata"]["tg"]["median"]
-    report["tg_bandwidth_share"] = tg * extra["weight_bytes"] / (extra["bandwidth_gbs"] * 1e9)
+    for num, den in RATIOS:
+        report["ratios"][f"{num} / {den}"] = {
+            k: summary([x / y for x, y in zip(res[num][k], res[den][k])]) for k in ("pp", "tg")}
+    report["tg_bandwidth_share"] = {
+        e: report["results"][e]["tg"]["median"] * extra["weight_bytes"] / (extra["bandwidth_gbs"] * 1e9)
+        for e in ENGINES[1:]}
     with open(a.out + ".json", "w") as f:
         json.dump(report, f, indent=1)
     print(f"| engine | pp{a.n_prompt} t/s (median [min, max]) | tg{a.n_gen} t/s (median [min, max]) |")
     print("|---|---|---|")
-    for e in ("llama.cpp", "strata"):
+    for e in ENGINES:
         r = report["results"][e]
         print(f"| {e} | {r['pp']['median']:.1f} [{r['pp']['min']:.1f}, {r['pp']['max']:.1f}] "
               f"| {r['tg']['median']:.1f} [{r['tg']['min']:.1f}, {r['tg']['max']:.1f}] |")
-    rp, rt = report["results"]["ratio_pp"], report["results"]["ratio_tg"]
-    print(f"| strata / llama.cpp | {rp['median']:.2f}x [{rp['min']:.2f}, {rp['max']:.2f}] "
-          f"| {rt['median']:.2f}x [{rt['min']:.2f}, {rt['max']:.2f}] |")
-    print(f"\ndecode bandwidth: {tg * extra['weight_bytes'] / 1e9:.1f} GB/s of {extra['bandwidth_gbs']:.1f} GB/s "
-          f"measured = {100 * report['tg_bandwidth_share']:.0f}%")
+    for name, r in report["ratios"].items():
+        rp, rt = r["pp"], r["tg"]
+        print(f"| **{name}** (per repetition) | {rp['median']:.2f}x [{rp['min']:.2f}, {rp['max']:.2f}] "
+              f"| {rt['median']:.2f}x [{rt['min']:.2f}, {rt['max']:.2f}] |")
+    print(f"\nmeasured read bandwidth {extra['bandwidth_gbs']:.1f} GB/s; decode moves " + ", ".join(
+        f"{e}: {100 * v:.0f}%" for e, v in report["tg_bandwidth_share"].items()) + " of it")
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
         for ax, k, title in ((axes[0], "pp", f"prefill pp{a.n_prompt}"), (axes[1], "tg", f"decode tg{a.n_gen}")):
-            names = ["llama.cpp", "strata"]
-            med = [report["results"][e][k]["median"] for e in names]
-            lo = [med[i] - report["results"][e][k]["min"] for i, e in enumerate(names)]
-            hi = [report["results"][e][k]["max"] - med[i] for i, e in enumerate(names)]
-            ax.bar(names, med, yerr=[lo, hi], color=["#888888", "#2a6fb0"], capsize=6)
+            med = [report["results"][e][k]["median"] for e in ENGINES]
+            lo = [med[i] - report["results"][e][k]["min"] for i, e in enumerate(ENGINES)]
+            hi = [report["results"][e][k]["max"] - med[i] for i, e in enumerate(ENGINES)]
+            ax.bar(ENGINES, med, yerr=[lo, hi], color=["#888888", "#2a6fb0", "#7fb0dd"], capsize=6)
             ax.set_title(title)
             ax.set_ylabel("tokens/s")
-        fig.suptitle(f"SmolLM2-135M Q4_1, {a.threads} threads, {report['machine']}", fontsize=8)
+        fig.suptitle(f"SmolLM2-135M Q4_1, {a.threads} threads, {report['machine']} "
+                     f"(strata f32: f32 activations, default; strata q8: llama.cpp's 8-bit scheme)", fontsize=7)
         fig.tight_layout()
         fig.savefig(a.out + ".png", dpi=110)
     except ImportError:

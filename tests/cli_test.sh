@@ -67,12 +67,18 @@ expect prompt-too-long 2 "strata generate: -p: prompt has 41 tokens, more than t
 expect bad-n 2 "strata generate: -n: must be >= -1 (got -5)" -- \
   "$BIN" generate -m "$MODEL" -p hi -n -5
 
-# A sensible answer from the default model (greedy, f32 activations: see README
-# "Numerics"), and two chat turns from stdin reusing the cached prefix.
-out=$("$BIN" chat -m "$MODEL" --exact --temp 0 -n 32 -p "What is the capital of France?" 2>/dev/null)
+# A sensible answer from the default model with no numerics flag (greedy; f32 activations
+# are the default: see README "Numerics"), and two chat turns from stdin reusing the
+# cached prefix. The 8-bit mode (llama.cpp's scheme) is one flag away and gives llama.cpp's
+# greedy answer to the same question, which is not "Paris" for this model.
+out=$("$BIN" chat -m "$MODEL" --temp 0 -n 32 -p "What is the capital of France?" 2>/dev/null)
 if grep -q "Paris" <<<"$out"; then echo "ok   capital-of-france"; pass=$((pass+1));
 else echo "FAIL capital-of-france: $out"; fail=$((fail+1)); fi
-out=$(printf 'What is the capital of France?\nAnd of Italy?\n' | "$BIN" chat -m "$MODEL" --exact --temp 0 -n 32 2>/dev/null)
+out=$("$BIN" chat -m "$MODEL" --numerics q8 --temp 0 -n 8 -p "What is the capital of France?" 2>/dev/null)
+if grep -q "^L'Étoile" <<<"$out"; then echo "ok   numerics-q8"; pass=$((pass+1));
+else echo "FAIL numerics-q8: $out"; fail=$((fail+1)); fi
+expect bad-numerics 2 "strata chat: --numerics: q9 not in {f32,q8}" -- "$BIN" chat -m "$MODEL" --numerics q9 -p hi
+out=$(printf 'What is the capital of France?\nAnd of Italy?\n' | "$BIN" chat -m "$MODEL" --temp 0 -n 32 2>/dev/null)
 if grep -q "Paris" <<<"$out" && grep -q "Rome" <<<"$out"; then echo "ok   chat-stdin-two-turns"; pass=$((pass+1));
 else echo "FAIL chat-stdin-two-turns: $out"; fail=$((fail+1)); fi
 

@@ -90,6 +90,12 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens)
         self.assertLessEqual(r.usage.completion_tokens, 24)
 
+    def test_capital_of_france_with_default_numerics(self):
+        # No numerics flag on the server: f32 activations are the default (README
+        # "Numerics"); llama.cpp's 8-bit scheme answers "L'Étoile, ..." for this model.
+        r = self.chat("What is the capital of France?", max_tokens=16, temperature=0)
+        self.assertIn("Paris", r.choices[0].message.content)
+
     def test_completion_length(self):
         r = self.c.completions.create(model="strata", prompt="Once upon a time", max_tokens=10, temperature=0)
         self.assertEqual(r.choices[0].finish_reason, "length")

@@ -5,6 +5,7 @@
 //   pool_sync/t2           one empty ThreadPool round trip (each matmul pays one)
 //   vecdot/<T>/<isa>       one row at a time over an L2-resident 576x576 matrix (GB/s)
 //   matvec_hot/<T>/<isa>   the 4-row decode kernel, same L2-resident matrix (GB/s)
+//   f32_hot/<T>/b<N>       the f32-mode AVX-512 decode kernel, same matrix, N tokens (GB/s)
 //   matvec/<shape>/<isa>   batch-1 matmul() as decode runs it, weights cycled through
 //                          copies bigger than L3 so they stream from DRAM (GB/s)
 //   decode_model/<isa>     all 211 matmuls of one SmolLM2 token (97 MB, tokens/s, GB/s)
@@ -12,6 +13,8 @@
 //   tile/<T>/<kernel>/tp<k> one packed weight tile against 256 tokens, one thread: the
 //                          micro-kernel alone (GOP/s); tp = token pairs per pass
 //   prefill_model/<isa>/b<N> every matmul of an N-token prefill (tokens/s)
+//   *_f32/...              the same in the f32-activation mode (matvec_f32, decode_model_f32,
+//                          prefill_model_f32)
 // Run: build/bench/kernels_bench --benchmark_filter=decode_model  (see --help). The
 // machine is shared: use --benchmark_repetitions=5 and read the medians.
 #include <benchmark/benchmark.h>
@@ -104,6 +107,22 @@ void BM_bandwidth(benchmark::State& st, int threads) {
     st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(buf.size() * 8));
 }
 
+// The f32-mode decode kernel on the same L2-resident matrix, one thread: its compute rate
+// with memory out of the way (compare matvec_hot).
+void BM_f32_hot(benchmark::State& st, DType t, int64_t batch) {
+    const int64_t rows = 576, cols = 576;
+    const auto w = random_weights(t, rows, cols, 1);
+    const auto x = random_acts(cols * batch, 2);
+    const size_t rb = dtype_row_bytes(t, uint64_t(cols));
+    std::vector<float> y(static_cast<size_t>(rows * batch));
+    if (detected_isa() < Isa::kAvx512) return st.SkipWithError("no AVX-512");
+    for (auto _ : st) {
+        avx512_f32_decode(t, w.data(), rb, cols, x.data(), batch, y.data(), rows, 0, rows);
+        benchmark::DoNotOptimize(y.data());
+    }
+    st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(w.size()));
+}
+
 // One empty ThreadPool round trip: the fixed cost each multi-threaded matmul pays.
 void BM_pool_sync(benchmark::State& st) {
     std::vector<int> sink(8);
@@ -134,7 +153,7 @@ void BM_rows_hot(benchmark::State& st, DType t, Isa isa, bool matvec) {
     force_isa(detected_isa());
 }
 
-void BM_matmul(benchmark::State& st, const Shape& s, Isa isa, int64_t batch, int threads) {
+void BM_matmul(benchmark::State& st, const Shape& s, Isa isa, int64_t batch, int threads, bool f32) {
     set_isa(st, isa);
     static std::vector<std::pair<const Shape*, ColdWeights*>> cache;  // shared across runs
     ColdWeights* cw = nullptr;
@@ -148,7 +167,7 @@ void BM_matmul(benchmark::State& st, const Shape& s, Isa isa, int64_t batch, int
     size_t i = 0;
     for (auto _ : st) {
         const auto& w = cw->copies[i++ % cw->copies.size()];
-        matmul(s.type, w.data(), rb, s.rows, x.data(), batch, s.cols, y.data(), s.rows, false, pool(threads), &scratch);
+        matmul(s.type, w.data(), rb, s.rows, x.data(), batch, s.cols, y.data(), s.rows, f32, pool(threads), &scratch);
         benchmark::DoNotOptimize(y.data());
     }
     const double it = double(st.iterations());
@@ -173,7 +192,7 @@ struct Model {
     }
 };
 
-void BM_model(benchmark::State& st, Isa isa, int64_t batch, int threads) {
+void BM_model(benchmark::State& st, Isa isa, int64_t batch, int threads, bool f32) {
     set_isa(st, isa);
     static Model model;
     const Shape* order[7] = {&kShapes[0], &kShapes[1], &kShapes[1], &kShapes[0], &kShapes[2], &kShapes[2], &kShapes[3]};
@@ -185,11 +204,11 @@ void BM_model(benchmark::State& st, Isa isa, int64_t batch, int threads) {
         for (int l = 0; l < kLayers; ++l)
             for (const Shape* s : order) {
                 matmul(s->type, model.w[m++].data(), dtype_row_bytes(s->type, uint64_t(s->cols)), s->rows, x.data(), batch,
-                       s->cols, y.data(), s->rows, false, pool(threads), &scratch);
+                       s->cols, y.data(), s->rows, f32, pool(threads), &scratch);
             }
         const Shape& h = kShapes[4];
         matmul(h.type, model.w[m].data(), dtype_row_bytes(h.type, uint64_t(h.cols)), h.rows, x.data(), 1, h.cols, y.data(),
-               h.rows, false, pool(threads), &scratch);
+               h.rows, f32, pool(threads), &scratch);
         benchmark::DoNotOptimize(y.data());
     }
     st.SetItemsProcessed(int64_t(st.iterations()) * batch);  // tokens/s
@@ -241,24 +260,37 @@ void register_all() {
             if (isa != Isa::kScalar)
                 RegisterBenchmark(("matvec_hot/" + suffix).c_str(), BM_rows_hot, t, isa, true)->UseRealTime();
         }
+    for (DType t : quant)
+        for (int64_t b : {1, 2, 4, 8})
+            RegisterBenchmark(("f32_hot/" + std::string(dtype_name(t)) + "/b" + std::to_string(b)).c_str(), BM_f32_hot, t, b)
+                ->UseRealTime();
     for (const Shape& s : kShapes)
         for (Isa isa : levels())
             for (int th : {1, 2})
                 RegisterBenchmark(("matvec/" + std::string(s.name) + "/" + isa_name(isa) + "/t" + std::to_string(th)).c_str(),
-                                  BM_matmul, s, isa, int64_t(1), th)
+                                  BM_matmul, s, isa, int64_t(1), th, false)
                     ->UseRealTime();
-    for (Isa isa : levels())
-        for (int th : {1, 2})
-            RegisterBenchmark(("decode_model/" + std::string(isa_name(isa)) + "/t" + std::to_string(th)).c_str(), BM_model,
-                              isa, int64_t(1), th)
+    for (const Shape& s : kShapes)
+        for (Isa isa : levels())
+            RegisterBenchmark(("matvec_f32/" + std::string(s.name) + "/" + isa_name(isa) + "/t2").c_str(), BM_matmul, s, isa,
+                              int64_t(1), 2, true)
                 ->UseRealTime();
+    for (Isa isa : levels())
+        for (int th : {1, 2}) {
+            RegisterBenchmark(("decode_model/" + std::string(isa_name(isa)) + "/t" + std::to_string(th)).c_str(), BM_model,
+                              isa, int64_t(1), th, false)
+                ->UseRealTime();
+            RegisterBenchmark(("decode_model_f32/" + std::string(isa_name(isa)) + "/t" + std::to_string(th)).c_str(),
+                              BM_model, isa, int64_t(1), th, true)
+                ->UseRealTime();
+        }
     for (const Shape& s : kShapes) {
         if (std::string(s.name) == "head") continue;  // prefill computes logits of the last token only
         for (Isa isa : levels())
             for (int64_t b : {2, 7, 64, 256})
                 RegisterBenchmark(
                     ("gemm/" + std::string(s.name) + "/" + isa_name(isa) + "/b" + std::to_string(b) + "/t2").c_str(),
-                    BM_matmul, s, isa, b, 2)
+                    BM_matmul, s, isa, b, 2, false)
                     ->UseRealTime();
     }
     for (DType t : quant) {
@@ -279,8 +311,13 @@ void register_all() {
                 RegisterBenchmark(("prefill_model/" + std::string(isa_name(isa)) + "/b" + std::to_string(b) + "/t" +
                                    std::to_string(th))
                                       .c_str(),
-                                  BM_model, isa, b, th)
+                                  BM_model, isa, b, th, false)
                     ->UseRealTime();
+    for (Isa isa : levels())
+        for (int64_t b : {4, 8, 64, 256})
+            RegisterBenchmark(("prefill_model_f32/" + std::string(isa_name(isa)) + "/b" + std::to_string(b) + "/t2").c_str(),
+                              BM_model, isa, b, 2, true)
+                ->UseRealTime();
 }
 
 }  // namespace

@@ -98,6 +98,7 @@ int run_compare(const State& st, const ModelOpts& mo, Loaded& l, Tokens& random_
             model::ContextParams cp;
             cp.n_ctx = l.ctx->n_ctx();
             cp.exact = mo.exact;
+            cp.flash_attn = mo.flash_attn;
             cp.kv.k = cp.kv.v = formats[f];
             cp.pool = &l.ctx->pool();
             auto c = model::Context::create(*l.model, cp);
@@ -244,6 +245,7 @@ Command bench_command() {
                     model::ContextParams cp;
                     cp.n_ctx = l->ctx->n_ctx();
                     cp.exact = mo.exact;
+                    cp.flash_attn = mo.flash_attn;
                     cp.kv.k = mo.kv_k.empty() ? mo.kv : mo.kv_k;
                     cp.kv.v = mo.kv_v.empty() ? mo.kv : mo.kv_v;
                     cp.pool = &l->ctx->pool();
@@ -278,7 +280,7 @@ Command bench_command() {
         const double weight_gb = double(l->model->weight_bytes()) / 1e9;
         const Stat spp = stats(pp), stg = stats(tg);
         const double tg_gbs = stg.mean * weight_gb;
-        const std::string mode = mo.exact ? "exact" : "default";
+        const std::string mode = mo.numerics;  // "f32" or "q8"
         if (st->output == "json") {
             nlohmann::json j;
             j["model"] = l->model->path;

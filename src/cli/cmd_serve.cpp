@@ -76,6 +76,7 @@ Command serve_command() {
         eo.max_queue = st->max_queue;
         eo.n_threads = l->ctx->pool().n_threads();
         eo.exact = st->mo.exact;
+        eo.flash_attn = st->mo.flash_attn;
         eo.kv.k = st->mo.kv_k.empty() ? st->mo.kv : st->mo.kv_k;
         eo.kv.v = st->mo.kv_v.empty() ? st->mo.kv : st->mo.kv_v;
         l->ctx.reset();

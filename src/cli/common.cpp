@@ -21,7 +21,23 @@ void add_model_opts(CLI::App* app, ModelOpts& o) {
     app->add_option("-m,--model", o.model, "model file (.gguf); default: the default model in models/");
     app->add_option("-t,--threads", o.threads, "CPU threads (default: all cores)");
     app->add_option("--ctx", o.ctx, "context size in tokens (default: the model's)");
-    app->add_flag("--exact", o.exact, "f32 activations and dequantized weights (reference numerics)");
+    app->add_option_function<std::string>(
+           "--numerics",
+           [&o](const std::string& v) {
+               o.numerics = v;
+               o.exact = v == "f32";
+           },
+           "f32 (default): f32 activations on the dequantized weights, the accurate computation of the "
+           "quantized model | q8: llama.cpp's 8-bit activation scheme, bit-identical to llama.cpp's CPU path")
+        ->check(CLI::IsMember({"f32", "q8"}));
+    app->add_option_function<std::string>(
+           "--flash-attn", [&o](const std::string& v) { o.flash_attn = v == "on"; },
+           "with --numerics q8: on (default) reproduces llama.cpp's flash-attention op (its CPU default), "
+           "off its separate KQ/softmax/KQV ops (llama.cpp -fa off); the f32 mode has one attention")
+        ->check(CLI::IsMember({"on", "off"}));
+    // Before f32 became the default, --exact selected it; kept so existing scripts run.
+    app->add_flag_callback("--exact", [&o] { o.numerics = "f32", o.exact = true; }, "same as --numerics f32")
+        ->group("");
     app->add_option("--kv", o.kv, "KV cache format for K and V (fp16 default; see docs/kv-cache.md)");
     app->add_option("--kv-k", o.kv_k, "K cache format, overriding --kv (per-token formats only)");
     app->add_option("--kv-v", o.kv_v, "V cache format, overriding --kv (per-token formats only)");
@@ -95,6 +111,7 @@ Result<Loaded> load(const ModelOpts& o) {
     cp.n_ctx = o.ctx;
     cp.n_threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
     cp.exact = o.exact;
+    cp.flash_attn = o.flash_attn;
     cp.kv.k = o.kv_k.empty() ? o.kv : o.kv_k;
     cp.kv.v = o.kv_v.empty() ? o.kv : o.kv_v;
     auto c = model::Context::create(*l.model, cp);

@@ -24,7 +24,10 @@ struct ModelOpts {
     std::string model;  // -m
     int threads = 0;    // -t (0 = all cores)
     int64_t ctx = 0;    // --ctx (0 = model's)
-    bool exact = false; // --exact
+    // --numerics: "f32" (default; exact = true) or "q8" (llama.cpp's 8-bit activations).
+    std::string numerics = "f32";
+    bool exact = true;
+    bool flash_attn = true;  // --flash-attn on|off (8-bit mode: llama.cpp's FA op or not)
     std::string kv = "fp16";  // --kv
     std::string kv_k, kv_v;   // --kv-k / --kv-v (override --kv per tensor)
     std::vector<std::string> lora;  // --lora FILE[:SCALE], repeatable (applied at run time)

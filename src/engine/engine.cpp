@@ -126,6 +126,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const model::Model& model, const 
         model::ContextParams cp;
         cp.n_ctx = o.n_ctx;
         cp.exact = o.exact;
+        cp.flash_attn = o.flash_attn;
         cp.kv = o.kv;
         cp.pool = e->pool_.get();
         auto c = model::Context::create(model, cp);

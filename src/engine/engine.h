@@ -36,6 +36,7 @@ struct EngineOptions {
     int64_t prefill_chunk = 64;    // prompt tokens evaluated per step per sequence
     int n_threads = 2;
     bool exact = false;
+    bool flash_attn = true;  // 8-bit mode: llama.cpp's flash-attention op (model::ContextParams)
     kv::KvSpec kv;                 // --kv / --kv-k / --kv-v
 };
 

@@ -1,7 +1,9 @@
 // generate(): prefill + decode loop with streaming and timings.
 #include "engine/generate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <span>
 
 namespace strata::engine {
 
@@ -46,13 +48,22 @@ Result<GenerateStats> generate(model::Context& ctx, const Tokenizer& tok, sampli
     sampler.begin_generation();  // presence/frequency penalties count the reply only
 
     auto t0 = clock::now();
-    auto logits = ctx.eval(prompt);
-    if (!logits) return logits.error();
+    // Prompt batches of at most 512 tokens, as llama.cpp forms them (its default
+    // n_ubatch): the 8-bit mode reproduces llama.cpp per batch shape, and the f32 mode's
+    // results do not depend on how the prompt is cut.
+    constexpr size_t kPromptBatch = 512;
+    const std::span<const int32_t> all(prompt);
+    std::span<const float> last;
+    for (size_t i = 0; i < all.size(); i += kPromptBatch) {
+        auto r = ctx.eval(all.subspan(i, std::min(kPromptBatch, all.size() - i)));
+        if (!r) return r.error();
+        last = *r;
+    }
     st.prefill_ms = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
 
     std::string pending;
     auto t1 = clock::now();
-    std::span<const float> cur = *logits;
+    std::span<const float> cur = last;
     st.stop_reason = "length";
     for (int32_t i = 0; params.n_predict < 0 || i < params.n_predict; ++i) {
         const int32_t t = sampler.sample(cur);

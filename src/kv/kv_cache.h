@@ -35,6 +35,13 @@ struct AttendOpts {
     // bit for bit; on = f32 arithmetic with libm exp. Every other format always computes
     // in f32 (libm exp) on its own encoding.
     bool exact = false;
+    // 8-bit mode only (exact == false), fp16 only: which of llama.cpp's two attention
+    // computations to reproduce. flash = its flash-attention op (llama.cpp's CPU default,
+    // `-fa auto`); otherwise the separate KQ / softmax / KQV ops (`-fa off`). llama.cpp
+    // splits a one-token flash attention over 512+ cells into n_threads key chunks, so
+    // n_threads must be its thread count for the results to match.
+    bool flash = false;
+    int n_threads = 1;
 };
 
 class LayerCache {

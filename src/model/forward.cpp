@@ -93,7 +93,7 @@ Status Context::eval_batch(std::span<BatchItem> items) {
     for (size_t b = 0; b < items.size(); ++b) {
         Context& c = *items[b].ctx;
         const int64_t n = int64_t(items[b].tokens.size());
-        if (&c.model_ != &model || c.params_.exact != exact)
+        if (&c.model_ != &model || c.params_.exact != exact || c.params_.flash_attn != c0.params_.flash_attn)
             return invalid_input("eval: batched sequences must share the model and numerics mode");
         for (size_t o = 0; o < b; ++o)
             if (items[o].ctx == &c) return invalid_input("eval: a sequence appears twice in one batch");
@@ -187,7 +187,7 @@ Status Context::eval_batch(std::span<BatchItem> items) {
                 undo();  // drop this call's appends in every sequence and layer
                 return st;
             }
-            cache.attend(&q_[size_t(off[b] * q_dim)], nb, &att_[size_t(off[b] * q_dim)], kv::AttendOpts{&pool, exact});
+            cache.attend(&q_[size_t(off[b] * q_dim)], nb, &att_[size_t(off[b] * q_dim)], kv::AttendOpts{&pool, exact, c0.params_.flash_attn, pool.n_threads()});
             for (AttentionHook* h : c.attention_hooks_)
                 h->after_attention(int(l), &q_[size_t(off[b] * q_dim)], &k_[size_t(off[b] * kv_dim)],
                                    &v_[size_t(off[b] * kv_dim)], &att_[size_t(off[b] * q_dim)], nb, c.n_past_);

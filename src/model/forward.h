@@ -21,6 +21,9 @@ struct ContextParams {
     int64_t n_ctx = 0;     // 0 = the model's training context
     int n_threads = 2;
     bool exact = false;    // f32 activations and dequantized weights (reference path)
+    // 8-bit mode with the fp16 cache: reproduce llama.cpp's flash-attention op (its CPU
+    // default) rather than its separate KQ / softmax / KQV ops (kv::AttendOpts::flash).
+    bool flash_attn = true;
     // KV cache format per tensor (kv/registry.cpp lists the names); fp16 is llama.cpp's
     // default and keeps its arithmetic bit for bit.
     kv::KvSpec kv;

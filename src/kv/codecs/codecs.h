@@ -41,4 +41,26 @@ std::vector<float> turboquant_codebook(int D, int bits);
 
 float dot_f16_ggml_chunked(const uint16_t* a, const uint16_t* const* chunks, int64_t n_chunks);
 
+// lane_dot(a, n, f16 value of h[i]) (kv/lane_dot.h), bit for bit at every ISA level.
+float lane_dot_f16(const float* a, const uint16_t* h, int64_t n);
+
+// llama.cpp's prompt-batch f16 GEMM (llamafile tinyBLAS, taken for 2 or more query rows
+// when flash attention is off): 16 lanes, one fma per lane per 16 values in order, then
+// GCC's _mm512_reduce_add_ps. a and the chunks as dot_f16_ggml_chunked (64-value chunks;
+// n_chunks = 1 with a 64-value b is a plain 64-value dot).
+float dot_f16_sgemm_chunked(const uint16_t* a, const uint16_t* const* chunks, int64_t n_chunks);
+
+// Pieces of ggml's CPU flash-attention op (docs/design.md, "llama.cpp parity"), AVX2/F16C
+// with a scalar body of the same arithmetic. acc holds n f16 values as floats.
+//  f16 accumulator (one query row, decode and short prompts): for each step j, when
+//  rescale[j] != 1 first acc = f16(acc * rescale[j]), then acc = f16(fma(v_j, w[j], acc)).
+void flash_accumulate_f16(float* acc, const uint16_t* const* v_rows, const float* rescale, const float* w,
+                          int64_t steps, int64_t n);
+//  f32 tile step (prompts of 64 rows or more): acc[d] = fma(v_t[d], p[t], acc[d]) for t in
+//  order, rows of v f16.
+void flash_accumulate_f32(float* acc, const uint16_t* const* v_rows, const float* p, int64_t steps, int64_t n);
+//  kq[t] = sum over d in order of fma(k_t[d], q[d], .) from 0 (f32; k f16): kt is the tile
+//  transposed, kt[d * 64 + t], 64 columns.
+void flash_scores_f32(const float* q, const float* kt, int64_t dk, float* kq);
+
 }  // namespace strata::kv

@@ -24,6 +24,15 @@ namespace {
 
 constexpr int kPage = 64;
 
+// Query rows (row-major (token, head) index) dealt round-robin over the pool: a causal
+// row's cost grows with its position, so contiguous halves would leave one thread with
+// three quarters of a prompt's attention.
+template <class Job>
+void run_rows(ThreadPool* pool, int64_t n_rows, const Job& job) {
+    if (!pool || pool->n_threads() == 1 || n_rows == 1) return job(0, n_rows, 1);
+    pool->run([&](int ti, int nt) { job(ti, n_rows, nt); });
+}
+
 class Fp16Cache final : public LayerCache {
 public:
     Fp16Cache(const CacheShape& s, ByteBudget& budget)
@@ -50,17 +59,21 @@ public:
     }
 
     void attend(const float* q, int64_t n, float* out, const AttendOpts& o) const override {
+        if (!o.exact && o.flash) return attend_flash(q, n, out, o);
         const int64_t hd = s_.head_dim, n_head = s_.n_head, group = s_.n_head / s_.n_head_kv;
         const float scale = 1.0f / std::sqrt(float(hd));
         const bool ggml = !o.exact;
-        const float* f16 = fp16_table();
+        // llama.cpp multiplies prompt batches (2+ query rows) with tinyBLAS, whose dot
+        // order differs from ggml_vec_dot_f16's (codecs.h); it needs a multiple of 16 values,
+        // and we take it for head sizes that are whole 64-value chunks.
+        const bool sgemm = ggml && n >= 2 && hd % 64 == 0;
         const TileKernels& kern = tile_kernels(cpu::active_isa());  // exact mode: max / exp_sum
         const int64_t n_pages = (n_ + kPage - 1) / kPage, n_kv_pad = n_pages * kPage;
-        auto job = [&](int64_t b, int64_t e) {
+        auto job = [&](int64_t b, int64_t e, int64_t step) {
             std::vector<float> scores(static_cast<size_t>(n_kv_pad)), probs(static_cast<size_t>(n_kv_pad));
             std::vector<uint16_t> q16(static_cast<size_t>(hd)), p16(static_cast<size_t>(n_kv_pad));
             std::vector<const uint16_t*> chunks(static_cast<size_t>(n_pages));
-            for (int64_t jb = b; jb < e; ++jb) {
+            for (int64_t jb = b; jb < e; jb += step) {
                 const int64_t i = jb / n_head, h = jb % n_head, kvh = h / group;
                 const int64_t n_vis = n_ - n + i + 1;
                 const int64_t n_kv = ggml ? n_kv_pad : n_vis;
@@ -70,10 +83,13 @@ public:
                 for (int64_t j = 0; j < n_vis; ++j) {
                     const uint16_t* kr = page16(j / kPage) + size_t(j % kPage) * kv_dim_ + size_t(kvh * hd);
                     float s = 0;
-                    if (ggml) {
+                    if (sgemm) {
+                        const uint16_t* kc[4] = {kr, kr + 64, kr + 128, kr + 192};
+                        s = hd <= 256 ? dot_f16_sgemm_chunked(q16.data(), kc, hd / 64) : ops::dot_f16_ggml(q16.data(), kr, hd);
+                    } else if (ggml) {
                         s = ops::dot_f16_ggml(q16.data(), kr, hd);
                     } else {
-                        s = lane_dot(qrow, hd, [kr, f16](int64_t d) { return f16[kr[d]]; });
+                        s = lane_dot_f16(qrow, kr, hd);
                     }
                     s *= scale;
                     scores[size_t(j)] = s;
@@ -95,27 +111,27 @@ public:
                     for (int64_t d = 0; d < hd; ++d) {
                         for (int64_t c = 0; c < n_pages; ++c)
                             chunks[size_t(c)] = page16(c) + size_t(kPage) * kv_dim_ + size_t(kvh * hd + d) * kPage;
-                        od[d] = dot_f16_ggml_chunked(p16.data(), chunks.data(), n_pages);
+                        od[d] = sgemm ? dot_f16_sgemm_chunked(p16.data(), chunks.data(), n_pages)
+                                      : dot_f16_ggml_chunked(p16.data(), chunks.data(), n_pages);
                     }
                 } else {
                     for (int64_t d = 0; d < hd; ++d) {
                         float acc = 0;
                         for (int64_t p0 = 0; p0 < n_kv; p0 += kPage) {
                             const uint16_t* vc = page16(p0 / kPage) + size_t(kPage) * kv_dim_ + size_t(kvh * hd + d) * kPage;
-                            acc += lane_dot(&probs[size_t(p0)], std::min<int64_t>(kPage, n_kv - p0),
-                                            [vc, f16](int64_t j) { return f16[vc[j]]; });
+                            acc += lane_dot_f16(&probs[size_t(p0)], vc, std::min<int64_t>(kPage, n_kv - p0));
                         }
                         od[d] = acc;
                     }
                 }
             }
         };
-        if (o.pool) o.pool->parallel_for(n * n_head, 1, job);
-        else job(0, n * n_head);
+        run_rows(o.pool, n * n_head, job);
     }
 
     void truncate(int64_t n) override {
         n_ = std::clamp<int64_t>(n, 0, n_);
+        vrows_n_ = std::min(vrows_n_, n_);
         const size_t keep = size_t((n_ + kPage - 1) / kPage);
         while (pages_.size() > keep) {
             pool_.release(pages_.back());
@@ -134,7 +150,9 @@ public:
     }
 
     int64_t n_tokens() const override { return n_; }
-    size_t bytes() const override { return pool_.bytes_in_use(); }
+    // The flash path's V rows (vrows_) are a copy the non-flash layout does not need; they
+    // count too.
+    size_t bytes() const override { return pool_.bytes_in_use() + vrows_.capacity() * sizeof(uint16_t); }
 
     void decode(std::vector<float>& k, std::vector<float>& v) const override {
         k.assign(size_t(n_) * kv_dim_, 0.f);
@@ -154,12 +172,151 @@ private:
         return reinterpret_cast<const uint16_t*>(pool_.page(pages_[size_t(p)]));
     }
 
+    void attend_flash(const float* q, int64_t n, float* out, const AttendOpts& o) const;
+
+    // V as rows [token][kv_dim] for the flash path, copied from the pages as tokens arrive
+    // (rows below vrows_n_ are current; truncate() lowers it).
+    const uint16_t* v_rows() const {
+        if (vrows_.size() < size_t(n_) * kv_dim_) vrows_.resize(size_t(std::max<int64_t>(n_, 2 * vrows_n_)) * kv_dim_);
+        for (int64_t t = vrows_n_; t < n_; ++t) {
+            const uint16_t* vc = page16(t / kPage) + size_t(kPage) * kv_dim_ + size_t(t % kPage);
+            for (size_t d = 0; d < kv_dim_; ++d) vrows_[size_t(t) * kv_dim_ + d] = vc[d * kPage];
+        }
+        vrows_n_ = n_;
+        return vrows_.data();
+    }
+    const uint16_t* k_row(int64_t t) const { return page16(t / kPage) + size_t(t % kPage) * kv_dim_; }
+
     CacheShape s_;
     size_t kv_dim_;
+    mutable std::vector<uint16_t> vrows_;
+    mutable int64_t vrows_n_ = 0;
     PagePool pool_;  // page: K [64][kv_dim] f16, then V [kv_dim][64] f16 (2 * 2 bytes per value)
     std::vector<uint32_t> pages_;
     int64_t n_ = 0;
 };
+
+// llama.cpp's CPU flash-attention op (ggml_compute_forward_flash_attn_ext_f16) for this
+// cache, bit for bit (docs/design.md, "llama.cpp parity"). It has three bodies, chosen by
+// the shape of the call, and each query row's result depends only on its own keys:
+//  - one query row over fewer than 512 cells, or fewer than 64 query rows: per row, an
+//    online softmax over the visible keys in order, Q rounded to f16, f16 key dots
+//    (ggml_vec_dot_f16), libm expf, and the V sum kept in f16 (rounded after every step);
+//  - one query row over 512 or more cells: the cells cut into n_threads equal chunks, each
+//    chunk as above but left unnormalized (its V sum converted to f32), then the chunks
+//    merged in order with expf rescaling;
+//  - 64 or more query rows: 64-cell tiles; f32 scores (f32 Q, fma over d in order),
+//    ggml's softmax on each tile with a running maximum, f32 V sums (fma over cells in
+//    order).
+// llama.cpp's cell count is the cache length padded to 256 (at most the context), which
+// decides between the first two bodies.
+void Fp16Cache::attend_flash(const float* q, int64_t n, float* out, const AttendOpts& o) const {
+    const int64_t hd = s_.head_dim, n_head = s_.n_head, group = s_.n_head / s_.n_head_kv;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const int64_t n_cells = std::min(std::max<int64_t>(256, (n_ + 255) / 256 * 256), std::max(s_.n_ctx, n_));
+    const int nth = std::max(1, o.n_threads);
+    const bool split = n == 1 && n_cells >= 512;
+    const bool tiled = n >= 64;
+    const uint16_t* vrows = v_rows();
+    // Tiled body: keys of each 64-cell tile transposed to f32 [kv head][tile][d][64], once.
+    const int64_t n_tiles = (n_ + 63) / 64;
+    std::vector<float> kt;
+    if (tiled) {
+        kt.assign(size_t(s_.n_head_kv * n_tiles * hd * 64), 0.f);
+        for (int64_t kvh = 0; kvh < s_.n_head_kv; ++kvh)
+            for (int64_t t = 0; t < n_; ++t) {
+                const uint16_t* kr = k_row(t) + kvh * hd;
+                float* dst = &kt[size_t(((kvh * n_tiles + t / 64) * hd) * 64 + t % 64)];
+                for (int64_t d = 0; d < hd; ++d) dst[d * 64] = fp16_to_fp32(kr[d]);
+            }
+    }
+    auto job = [&](int64_t b, int64_t e, int64_t step) {
+        std::vector<uint16_t> q16(static_cast<size_t>(hd));
+        std::vector<float> acc(static_cast<size_t>(hd)), fin(static_cast<size_t>(hd)), w, rescale;
+        std::vector<const uint16_t*> vr;
+        float kq[64];
+        // Unnormalized online softmax over keys [j0, j1): f16 V sum into acc (as f32).
+        auto one_chunk = [&](int64_t kvh, int64_t j0, int64_t j1, float* M, float* S) {
+            *M = -INFINITY, *S = 0.f;
+            std::fill(acc.begin(), acc.end(), 0.f);
+            if (j1 <= j0) return;
+            w.resize(size_t(j1 - j0)), rescale.resize(w.size()), vr.resize(w.size());
+            for (int64_t j = j0; j < j1; ++j) {
+                const float s = ops::dot_f16_ggml(k_row(j) + kvh * hd, q16.data(), hd) * scale;
+                const float m_old = *M;
+                float ms = 1.0f, vs = 1.0f;
+                if (s > *M) {
+                    *M = s;
+                    ms = std::exp(m_old - s);
+                } else {
+                    vs = std::exp(s - *M);
+                }
+                const size_t k = size_t(j - j0);
+                rescale[k] = ms, w[k] = vs, vr[k] = vrows + size_t(j) * kv_dim_ + size_t(kvh * hd);
+                *S = std::fma(*S, ms, vs);
+            }
+            flash_accumulate_f16(acc.data(), vr.data(), rescale.data(), w.data(), j1 - j0, hd);
+        };
+        for (int64_t jb = b; jb < e; jb += step) {
+            const int64_t i = jb / n_head, h = jb % n_head, kvh = h / group;
+            const int64_t n_vis = n_ - n + i + 1;
+            const float* qrow = q + i * n_head * hd + h * hd;
+            float* od = out + i * n_head * hd + h * hd;
+            if (tiled) {
+                float M = -INFINITY, S = 0.f;
+                std::fill(fin.begin(), fin.end(), 0.f);
+                vr.resize(64);
+                for (int64_t tile = 0; tile * 64 < n_vis; ++tile) {
+                    const int64_t t0 = tile * 64, n_in = std::min<int64_t>(64, n_vis - t0);
+                    flash_scores_f32(qrow, &kt[size_t((kvh * n_tiles + tile) * hd * 64)], hd, kq);
+                    for (int t = 0; t < 64; ++t) kq[t] = t < n_in ? kq[t] * scale : -INFINITY;
+                    float tmax = -INFINITY;
+                    for (int t = 0; t < n_in; ++t) tmax = std::max(tmax, kq[t]);
+                    const float m_new = std::fmax(M, tmax);
+                    if (m_new > M) {
+                        const float ms = std::exp(M - m_new);
+                        for (int64_t d = 0; d < hd; ++d) fin[size_t(d)] *= ms;
+                        S *= ms;
+                    }
+                    M = m_new;
+                    S = float(double(S) + ops::softmax_exp_ggml(kq, kq, 64, m_new));
+                    for (int64_t t = 0; t < n_in; ++t) vr[size_t(t)] = vrows + size_t(t0 + t) * kv_dim_ + size_t(kvh * hd);
+                    flash_accumulate_f32(fin.data(), vr.data(), kq, n_in, hd);
+                }
+                const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+                for (int64_t d = 0; d < hd; ++d) od[d] = fin[size_t(d)] * inv;
+                continue;
+            }
+            for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = fp32_to_fp16(qrow[d]);
+            if (!split) {
+                float M, S;
+                one_chunk(kvh, 0, n_vis, &M, &S);
+                const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+                for (int64_t d = 0; d < hd; ++d) od[d] = acc[size_t(d)] * inv;
+                continue;
+            }
+            // Split: chunks of ceil(n_cells / nth) cells, merged in order.
+            const int64_t cs = (n_cells + nth - 1) / nth;
+            float M = -INFINITY, S = 0.f;
+            std::fill(fin.begin(), fin.end(), 0.f);
+            for (int c = 0; c < nth; ++c) {
+                const int64_t c0 = c * cs;
+                if (c0 >= n_cells) continue;
+                float Mc, Sc;
+                one_chunk(kvh, c0, std::min(c0 + cs, n_vis), &Mc, &Sc);
+                if (Sc == 0.0f) continue;
+                const float m_new = std::fmax(M, Mc);
+                const float so = std::exp(M - m_new), sn = std::exp(Mc - m_new);
+                for (int64_t d = 0; d < hd; ++d) fin[size_t(d)] = std::fma(fin[size_t(d)], so, acc[size_t(d)] * sn);
+                S = std::fma(S, so, Sc * sn);
+                M = m_new;
+            }
+            const float inv = S != 0.0f ? 1.0f / S : 1.0f;
+            for (int64_t d = 0; d < hd; ++d) od[d] = S != 0.0f ? fin[size_t(d)] * inv : fin[size_t(d)];
+        }
+    };
+    run_rows(o.pool, n * n_head, job);
+}
 
 // Row form of the same storage, for mixing with another format via --kv-k / --kv-v.
 class Fp16Codec final : public RowCodecT<Fp16Codec> {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
 #include "tensor/cpu/kernels.h"
 #include "tensor/dtype.h"
 
@@ -22,6 +23,11 @@ float reduce16(const float* v) {
 }
 }  // namespace
 
+void flash_accumulate_f16_avx2(float* acc, const uint16_t* const* v_rows, const float* rescale, const float* w,
+                               int64_t steps, int64_t n);
+void flash_accumulate_f32_avx2(float* acc, const uint16_t* const* v_rows, const float* p, int64_t steps, int64_t n);
+void flash_scores_f32_avx2(const float* q, const float* kt, int64_t dk, float* kq);
+
 float dot_f16_ggml_chunked(const uint16_t* a, const uint16_t* const* chunks, int64_t n_chunks) {
     float acc[64] = {};  // [4 accumulators][16 lanes]
     if (cpu::active_isa() >= cpu::Isa::kAvx2) {
@@ -37,6 +43,51 @@ float dot_f16_ggml_chunked(const uint16_t* a, const uint16_t* const* chunks, int
     }
     for (int l = 0; l < 16; ++l) acc[l] += acc[16 + l];
     return float(double(reduce16(acc)));
+}
+
+float lane_dot_f16_avx2(const float* a, const uint16_t* h, int64_t n);
+
+float lane_dot_f16(const float* a, const uint16_t* h, int64_t n) {
+    if (cpu::active_isa() >= cpu::Isa::kAvx2) return lane_dot_f16_avx2(a, h, n);
+    const float* f16 = fp16_table();
+    return lane_dot(a, n, [h, f16](int64_t i) { return f16[h[i]]; });
+}
+
+float dot_f16_sgemm_chunked(const uint16_t* a, const uint16_t* const* chunks, int64_t n_chunks) {
+    float acc[16] = {};
+    for (int64_t c = 0; c < n_chunks; ++c)
+        for (int r = 0; r < 4; ++r)
+            for (int l = 0; l < 16; ++l)
+                acc[l] = std::fma(fp16_to_fp32(a[64 * c + 16 * r + l]), fp16_to_fp32(chunks[c][16 * r + l]), acc[l]);
+    return reduce16(acc);
+}
+
+namespace {
+inline float f16_round(float x) { return fp16_to_fp32(fp32_to_fp16(x)); }
+}  // namespace
+
+void flash_accumulate_f16(float* acc, const uint16_t* const* v_rows, const float* rescale, const float* w,
+                          int64_t steps, int64_t n) {
+    if (cpu::active_isa() >= cpu::Isa::kAvx2 && n % 8 == 0)
+        return flash_accumulate_f16_avx2(acc, v_rows, rescale, w, steps, n);
+    for (int64_t j = 0; j < steps; ++j) {
+        if (rescale[j] != 1.0f)
+            for (int64_t d = 0; d < n; ++d) acc[d] = f16_round(acc[d] * rescale[j]);
+        for (int64_t d = 0; d < n; ++d) acc[d] = f16_round(std::fma(fp16_to_fp32(v_rows[j][d]), w[j], acc[d]));
+    }
+}
+
+void flash_accumulate_f32(float* acc, const uint16_t* const* v_rows, const float* p, int64_t steps, int64_t n) {
+    if (cpu::active_isa() >= cpu::Isa::kAvx2 && n % 8 == 0) return flash_accumulate_f32_avx2(acc, v_rows, p, steps, n);
+    for (int64_t t = 0; t < steps; ++t)
+        for (int64_t d = 0; d < n; ++d) acc[d] = std::fma(fp16_to_fp32(v_rows[t][d]), p[t], acc[d]);
+}
+
+void flash_scores_f32(const float* q, const float* kt, int64_t dk, float* kq) {
+    if (cpu::active_isa() >= cpu::Isa::kAvx2) return flash_scores_f32_avx2(q, kt, dk, kq);
+    for (int t = 0; t < 64; ++t) kq[t] = 0.f;
+    for (int64_t d = 0; d < dk; ++d)
+        for (int t = 0; t < 64; ++t) kq[t] = std::fma(kt[d * 64 + t], q[d], kq[t]);
 }
 
 }  // namespace strata::kv

@@ -72,9 +72,9 @@ VecDotFn vec_dot_fn(DType wt, bool exact) {
             if (VecDotFn f = avx512_vec_dot(wt, isa >= Isa::kAvx512Vnni)) return f;
         if (isa >= Isa::kAvx2)
             if (VecDotFn f = avx2_vec_dot(wt)) return f;
-    } else if (isa >= Isa::kAvx2) {
-        if (VecDotFn f = avx2_vec_dot_f32act(wt)) return f;
     }
+    // f32 mode: the scalar definition of the 16-lane order at every level (the SIMD
+    // kernels of this mode are row-batched; matmul() reaches them).
     return scalar_vec_dot(wt, exact);
 }
 

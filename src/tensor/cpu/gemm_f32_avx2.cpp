@@ -1,9 +1,6 @@
-// Exact-mode (f32 activation) batched kernels, AVX2 + FMA, used at every level from AVX2
-// up: a tile of kGemmRows weight rows is dequantized to f32 once, then swept against all
-// tokens with a 4-row x 3-token register tile. Exact mode is the reference, not a
-// llama.cpp match, so the accumulation order here (8 partial sums per (row, token), then
-// a horizontal sum) may differ from the one-row f32act vec-dots by float rounding only;
-// kernels_test/matmul_test bound it against a double-precision reference.
+// f32-activation mode (kernels.h) at the AVX2 level, every batch size: a tile of
+// kGemmRows weight rows is dequantized to f32 once, then swept against the tokens one at a
+// time. The 16-lane order takes two 8-lane registers per (row, token): lanes 0-7 and 8-15.
 #include <immintrin.h>
 
 #include <cstring>
@@ -45,8 +42,8 @@ inline __m256i high_bits(const uint8_t* qh) {  // bit j of qh -> 0x10 in byte j
 }
 
 // Dequantizes one row (the reference dequantize_row for formats without a fast path).
-// Values equal the reference's except Q4_1/Q5_1, where fma(q, d, m) rounds once and the
-// reference's q·d + m twice: a 1-ulp difference, within exact mode's bounds.
+// Values equal the reference's exactly: code·d is exact in f32, so fma(code, d, m) and
+// the reference's code·d + m both round once.
 void dequant_row(DType wt, const uint8_t* w, float* out, int64_t n) {
     const int64_t nb = n / 32;
     switch (wt) {
@@ -86,27 +83,36 @@ void dequant_row(DType wt, const uint8_t* w, float* out, int64_t n) {
     }
 }
 
-template <int T>
-void pass(const float* wf, int64_t cols, const float* x, int64_t t0, float* y, int64_t ldy, int64_t row0, int rows) {
+// Lanes i and i+8 added, then ggml's hsum_float_8 order (F32Lanes::sum).
+inline float reduce16(__m256 lo, __m256 hi) { return hsum8(_mm256_add_ps(lo, hi)); }
+
+inline __m256i tail_mask8(int64_t left) {  // first min(left, 8) lanes set
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(left < 8 ? left : 8)), idx);
+}
+
+// Rows [0, rows) of the tile times token t: 4 rows x 2 registers of accumulators.
+void pass(const float* wf, int64_t cols, const float* xt, float* yt, int64_t row0, int rows) {
     constexpr int R = kGemmRows;
-    __m256 acc[R][T];
-    for (auto& a : acc)
-        for (auto& v : a) v = _mm256_setzero_ps();
+    __m256 lo[R], hi[R];
+    for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
     int64_t k = 0;
-    for (; k + 8 <= cols; k += 8) {
-        __m256 xv[T];
-        for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + (t0 + t) * cols + k);
+    for (; k + 16 <= cols; k += 16) {
+        const __m256 x0 = _mm256_loadu_ps(xt + k), x1 = _mm256_loadu_ps(xt + k + 8);
         for (int r = 0; r < R; ++r) {
-            const __m256 wv = _mm256_loadu_ps(wf + r * cols + k);
-            for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+            lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(wf + r * cols + k), x0, lo[r]);
+            hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(wf + r * cols + k + 8), x1, hi[r]);
         }
     }
-    for (int r = 0; r < rows; ++r)
-        for (int t = 0; t < T; ++t) {
-            float s = hsum8(acc[r][t]);
-            for (int64_t j = k; j < cols; ++j) s += wf[r * cols + j] * x[(t0 + t) * cols + j];
-            y[(t0 + t) * ldy + row0 + r] = s;
+    if (k < cols) {  // zero-padded tail, as the 16-lane order defines it
+        const __m256i m0 = tail_mask8(cols - k), m1 = tail_mask8(cols - k - 8);
+        const __m256 x0 = _mm256_maskload_ps(xt + k, m0), x1 = _mm256_maskload_ps(xt + k + 8, m1);
+        for (int r = 0; r < R; ++r) {
+            lo[r] = _mm256_fmadd_ps(_mm256_maskload_ps(wf + r * cols + k, m0), x0, lo[r]);
+            hi[r] = _mm256_fmadd_ps(_mm256_maskload_ps(wf + r * cols + k + 8, m1), x1, hi[r]);
         }
+    }
+    for (int r = 0; r < rows; ++r) yt[row0 + r] = reduce16(lo[r], hi[r]);
 }
 
 }  // namespace
@@ -117,10 +123,7 @@ void avx2_gemm_f32_tile(DType wt, const uint8_t* w, size_t rb, int rows, int64_t
         if (r < rows) dequant_row(wt, w + size_t(r) * rb, wf + r * cols, cols);
         else std::memset(wf + r * cols, 0, size_t(cols) * sizeof(float));
     }
-    int64_t t = t0;
-    for (; t + 3 <= t1; t += 3) pass<3>(wf, cols, x, t, y, ldy, row0, rows);
-    if (t1 - t == 2) pass<2>(wf, cols, x, t, y, ldy, row0, rows);
-    if (t1 - t == 1) pass<1>(wf, cols, x, t, y, ldy, row0, rows);
+    for (int64_t t = t0; t < t1; ++t) pass(wf, cols, x + t * cols, y + t * ldy, row0, rows);
 }
 
 }  // namespace strata::cpu

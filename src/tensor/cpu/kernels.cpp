@@ -152,21 +152,23 @@ float dot_q4_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant
 float dot_q5_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant_q8_k(DType::Q5_K, n, w, x); }
 float dot_q6_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant_q8_k(DType::Q6_K, n, w, x); }
 
-// Exact mode: dequantize the weight row into f32 in chunks and dot in f32.
+// f32-activation mode: the weight row dequantized into f32 in chunks (every weight type
+// dequantizes to the same floats however it is computed; see f32_lane_dot) and dotted in
+// the 16-lane order every SIMD kernel of this mode reproduces.
 template <DType W>
 float dot_exact(int64_t n, const void* w, const void* x) {
     constexpr int64_t kChunk = 256;
     const auto info = dtype_info_checked(W);
     auto* xf = static_cast<const float*>(x);
     float buf[kChunk];
-    float s = 0;
+    F32Lanes acc;
     for (int64_t i = 0; i < n; i += kChunk) {
         const int64_t m = std::min<int64_t>(kChunk, n - i);
         dequantize_row(W, static_cast<const uint8_t*>(w) + size_t(i / info.block_size) * info.block_bytes,
                        buf, m);
-        for (int64_t j = 0; j < m; ++j) s += buf[j] * xf[i + j];
+        acc.add(buf, xf + i, i, m);
     }
-    return s;
+    return acc.sum(n);
 }
 
 void quantize_row_q8_k(const float* x, void* dst, int64_t n) {
@@ -197,6 +199,29 @@ void quantize_row_q8_k(const float* x, void* dst, int64_t n) {
 
 }  // namespace
 
+void F32Lanes::add(const float* w, const float* x, int64_t k0, int64_t m) {
+    for (int64_t j = 0; j < m; ++j) {
+        float& a = lane[(k0 + j) % 16];
+        a = std::fma(w[j], x[j], a);
+    }
+}
+
+float F32Lanes::sum(int64_t n) {
+    // Padding to a multiple of 16: the SIMD kernels load zeros there, fma(0, 0, a).
+    for (int64_t k = n; k % 16; ++k) lane[k % 16] = std::fma(0.f, 0.f, lane[k % 16]);
+    float v8[8], r[4];
+    for (int i = 0; i < 8; ++i) v8[i] = lane[i] + lane[i + 8];
+    for (int i = 0; i < 4; ++i) r[i] = v8[i] + v8[i + 4];
+    const float a = r[0] + r[2], b = r[1] + r[3];
+    return a + b;
+}
+
+float f32_lane_dot(DType wt, const uint8_t* w, const float* x, int64_t n) {
+    const VecDotFn f = scalar_vec_dot(wt, true);
+    STRATA_ASSERT(f != nullptr);
+    return f(n, w, x);
+}
+
 DType act_type_for(DType weight, bool exact) {
     if (exact) return DType::F32;
     switch (weight) {
@@ -225,9 +250,9 @@ void quantize_act_row(const float* x, DType at, void* dst, int64_t n) {
 VecDotFn scalar_vec_dot(DType wt, bool exact) {
     if (exact) {
         switch (wt) {
-            case DType::F32: return dot_f32;
+            case DType::F32: return dot_exact<DType::F32>;
             case DType::F16: return dot_exact<DType::F16>;
-            case DType::BF16: return dot_bf16_f32;
+            case DType::BF16: return dot_exact<DType::BF16>;
             case DType::Q4_0: return dot_exact<DType::Q4_0>;
             case DType::Q4_1: return dot_exact<DType::Q4_1>;
             case DType::Q5_0: return dot_exact<DType::Q5_0>;

@@ -1,8 +1,20 @@
-// CPU matrix kernels on quantized weights. A weight row of type W is multiplied with an
+// CPU matrix kernels on quantized weights, in two numerics modes.
+//
+// f32 mode (`exact`; the default of every command): activations stay f32 and weights are
+// dequantized. Every supported weight type dequantizes to the same floats however it is
+// computed (block scale x integer code is exact in f32; Q4_1/Q5_1/K-quant minimums add
+// with one rounding), so a (row, token) result is defined by one summation order, the
+// "16-lane order": lane l accumulates fma(w_k, x_k, acc) for k = l, l+16, l+32, ... in
+// turn (rows padded with zeros to a multiple of 16), then lanes i and i+8 are added, and
+// the 8 sums are reduced as ggml's hsum_float_8 does. f32_lane_dot() is its scalar
+// definition; the AVX2 and AVX-512 kernels (decode, batch 1..8, and the prefill tiles)
+// reproduce it bit for bit, so results depend on neither the batch size, the thread count
+// nor the ISA level, and chunked evaluation equals token-by-token decoding exactly.
+//
+// 8-bit mode (llama.cpp's scheme): a weight row of type W is multiplied with an
 // activation row prepared in the type ggml pairs with W (Q4_0·Q8_0, Q4_1·Q8_1, Q5_0·Q8_0,
 // Q5_1·Q8_1, Q8_0·Q8_0, IQ4_NL·Q8_0, Q4_K/Q5_K/Q6_K·Q8_K, F16·F16, BF16·F32, F32·F32), so
-// our results follow llama.cpp's arithmetic. "Exact" mode keeps activations in f32 and
-// dequantizes weights instead: the reference the fast paths are tested against.
+// our results follow llama.cpp's arithmetic.
 //
 // Each vec-dot exists as scalar code (kernels.cpp) and, where it pays, as AVX2 / AVX-512
 // variants chosen once at startup (dispatch.cpp). Tests force each level.
@@ -29,6 +41,17 @@ DType act_type_for(DType weight, bool exact);
 
 // One activation row (n values) converted into act type `at` (n multiple of its block).
 void quantize_act_row(const float* x, DType at, void* dst, int64_t n);
+
+// The 16-lane order above, step by step: add() takes values k0 .. k0+m-1 of a row, in
+// order; sum(n) pads a row of n values and reduces.
+struct F32Lanes {
+    float lane[16] = {};
+    void add(const float* w, const float* x, int64_t k0, int64_t m);
+    float sum(int64_t n);
+};
+// The f32-mode dot of one weight row (type wt, n values) with f32 activations x: the
+// scalar definition every f32-mode kernel must equal bit for bit.
+float f32_lane_dot(DType wt, const uint8_t* w, const float* x, int64_t n);
 
 // dot(weight row of type wt, activation row of type act_type_for(wt)), n values.
 using VecDotFn = float (*)(int64_t n, const void* w, const void* x);

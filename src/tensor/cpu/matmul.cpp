@@ -3,13 +3,15 @@
 //   batch 1, quantized  -> multi-row matvec (matvec_*.cpp), rows split across threads;
 //   batch > 1, Q4/Q5/Q8 -> packed-tile GEMM (gemm_*.cpp), row tiles split across threads,
 //                          and token pairs too when there are too few tiles to go round;
-//   batch > 1, exact    -> f32 GEMM on dequantized tiles (gemm_f32_avx2.cpp);
-//   anything else       -> the vec-dot loop gemm_rows() (scalar level, exact batch 1,
-//                          K-quants and f16/f32 in the default mode).
-// All default-mode paths give every (row, token) the same ISA level's vec-dot value bit
-// for bit (at AVX2 and up: llama.cpp's AVX2 arithmetic), so neither the path nor the tile
-// or thread count changes results. Exact-mode batches differ from exact batch-1 rows by
-// f32 summation order only.
+//   f32 mode, AVX-512   -> batch <= 8: the decode kernel (f32_avx512.cpp), rows split
+//                          across threads; larger batches: f32 tiles (same file);
+//   f32 mode, AVX2      -> f32 tiles (gemm_f32_avx2.cpp), every batch size;
+//   anything else       -> the vec-dot loop gemm_rows() (scalar level, K-quants and
+//                          f16/f32 in the 8-bit mode).
+// All 8-bit-mode paths give every (row, token) the same ISA level's vec-dot value bit for
+// bit (at AVX2 and up: llama.cpp's AVX2 arithmetic), so neither the path nor the tile or
+// thread count changes results. Every f32-mode path computes the 16-lane order of
+// kernels.h, so its results do not depend on the path, the ISA level or the threads.
 #include <algorithm>
 #include <cstdlib>
 
@@ -24,6 +26,8 @@ namespace {
 constexpr int64_t kParallelPrepValues = 8192;
 // Token pairs per GEMM chunk (see gemm_range).
 constexpr int64_t kPairsPerChunk = 128;
+// f32 activation bytes per token chunk of the f32 tiles (a multiple of their 6-token pass).
+constexpr int64_t kF32ChunkBytes = 256 << 10;
 
 struct ScratchBuffers {
     struct Buf {
@@ -109,19 +113,32 @@ void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, cons
     bool offset_q8 = false;
     const GemmTileFn gemm = !exact && n_batch >= 2 ? gemm_tile_fn(wt, &offset_q8) : nullptr;
     const MatvecFn mv = !exact && n_batch == 1 ? matvec_fn(wt) : nullptr;
-    // Exact mode takes the f32 tile kernel for every batch size, one token included: a
-    // (row, token) result then depends on neither the batch size nor the token's place in
-    // it, so chunked evaluation equals token-by-token decoding bit for bit (the KV
+    // f32 mode: a (row, token) result depends on neither the batch size nor the token's
+    // place in it, so chunked evaluation equals token-by-token decoding bit for bit (the KV
     // evaluation relies on it, cli perplexity --batch).
-    const bool f32_gemm = exact && active_isa() >= Isa::kAvx2 && dtype_info_checked(wt).can_dequantize;
-    if (f32_gemm) {  // reads x directly
+    const Isa isa = active_isa();
+    const bool f32_kernels = exact && isa >= Isa::kAvx2 && dtype_info_checked(wt).can_dequantize;
+    if (f32_kernels && isa >= Isa::kAvx512 && n_batch <= kF32DecodeMax) {
+        // Chunks are multiples of the kernel's 4-row pass so only the last one has a tail.
+        pool.parallel_for(n_rows, 16, [&](int64_t r0, int64_t r1) {
+            avx512_f32_decode(wt, w, w_row_bytes, n_cols, x, n_batch, y, ldy, r0, r1);
+        });
+        return;
+    }
+    if (f32_kernels) {  // reads x directly
+        const auto tile_fn = isa >= Isa::kAvx512 ? avx512_gemm_f32_tile : avx2_gemm_f32_tile;
         split_tiles(pool, n_rows, n_batch, [&](int64_t tile0, int64_t tile1, int64_t t0, int64_t t1) {
             float* wf = reinterpret_cast<float*>(thread_scratch(kScratchF32Tile, size_t(kGemmRows * n_cols) * sizeof(float)));
-            for (int64_t tile = tile0; tile < tile1; ++tile) {
-                const int64_t row0 = tile * kGemmRows;
-                const int rows = int(std::min<int64_t>(kGemmRows, n_rows - row0));
-                avx2_gemm_f32_tile(wt, w + size_t(row0) * w_row_bytes, w_row_bytes, rows, n_cols, wf, x, t0, t1,
-                                   y, ldy, row0);
+            // Token chunks outermost, as in gemm_range: a chunk's f32 activations stay in L2
+            // while the row tiles pass; each tile is dequantized once per chunk.
+            const int64_t chunk = std::max<int64_t>(6, (kF32ChunkBytes / (n_cols * 4)) / 6 * 6);
+            for (int64_t c0 = t0; c0 < t1; c0 += chunk) {
+                const int64_t c1 = std::min(t1, c0 + chunk);
+                for (int64_t tile = tile0; tile < tile1; ++tile) {
+                    const int64_t row0 = tile * kGemmRows;
+                    const int rows = int(std::min<int64_t>(kGemmRows, n_rows - row0));
+                    tile_fn(wt, w + size_t(row0) * w_row_bytes, w_row_bytes, rows, n_cols, wf, x, c0, c1, y, ldy, row0);
+                }
             }
         });
         return;

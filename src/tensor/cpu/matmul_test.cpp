@@ -133,6 +133,82 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, Matmul,
                                            DType::Q8_0, DType::IQ4_NL, DType::Q4_K, DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+// f32 mode: every path (AVX-512 decode for 1..8 tokens, AVX-512 and AVX2 tiles, scalar
+// loop) equals the scalar definition of the 16-lane order, f32_lane_dot, bit for bit per
+// (row, token), at every ISA level and thread count; row counts around the 4- and 2-row
+// passes, every decode batch size and a few beyond, and row lengths with a tail for the
+// types that allow one. The definition itself is checked against a double dot.
+class F32Mode : public ::testing::TestWithParam<DType> {
+protected:
+    void TearDown() override { force_isa(detected_isa()); }
+};
+
+TEST_P(F32Mode, EveryPathEqualsTheLaneOrderBitForBit) {
+    const DType t = GetParam();
+    const auto info = dtype_info_checked(t);
+    std::vector<int64_t> col_sizes;
+    if (info.block_size == 256) col_sizes = {256, 768};
+    else if (info.block_size == 32) col_sizes = {32, 576};
+    else col_sizes = {16, 19, 40, 576, 1000};  // f32/f16/bf16: tails of every kind
+    std::mt19937 rng(2024);
+    ThreadPool pool1(1), pool2(2), pool3(3);
+    for (int64_t cols : col_sizes) {
+        for (int64_t rows : {1, 2, 3, 4, 5, 7, 9, 17}) {
+            for (int64_t batch : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 64}) {
+                const Problem p = make_problem(t, rows, cols, batch, rng);
+                std::vector<float> want(size_t(batch * rows));
+                for (int64_t b = 0; b < batch; ++b)
+                    for (int64_t r = 0; r < rows; ++r) {
+                        const uint8_t* wr = p.w.data() + size_t(r) * p.row_bytes;
+                        const float* xb = p.x.data() + b * cols;
+                        want[size_t(b * rows + r)] = f32_lane_dot(t, wr, xb, cols);
+                        double mag;
+                        const double ref = ref_dot(t, wr, xb, cols, &mag);
+                        ASSERT_NEAR(want[size_t(b * rows + r)], ref, 1e-5 * mag + 1e-6);
+                    }
+                for (Isa isa : isa_levels()) {
+                    force_isa(isa);
+                    for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
+                        const auto got = run_matmul(p, true, *pool);
+                        for (size_t k = 0; k < got.size(); ++k)
+                            ASSERT_EQ(got[k], want[k]) << isa_name(isa) << " cols=" << cols << " rows=" << rows
+                                                       << " batch=" << batch << " threads=" << pool->n_threads()
+                                                       << " k=" << k;
+                    }
+                }
+            }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, F32Mode,
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1,
+                                           DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::IQ4_NL, DType::Q4_K,
+                                           DType::Q5_K, DType::Q6_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// The 16-lane order, written out independently of F32Lanes: the tail is zero-padded and
+// the reduction tree is the one documented in kernels.h.
+TEST(F32LaneOrder, MatchesItsWrittenDefinition) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0, 1);
+    for (int64_t n : {1, 7, 16, 17, 33, 100, 576}) {
+        std::vector<float> w(static_cast<size_t>(n)), x(static_cast<size_t>(n));
+        for (auto& v : w) v = nd(rng);
+        for (auto& v : x) v = nd(rng) * 100.f;
+        float lane[16] = {};
+        const int64_t padded = (n + 15) / 16 * 16;
+        for (int64_t k = 0; k < padded; ++k)
+            lane[k % 16] = std::fma(k < n ? w[size_t(k)] : 0.f, k < n ? x[size_t(k)] : 0.f, lane[k % 16]);
+        float s8[8];
+        for (int i = 0; i < 8; ++i) s8[i] = lane[i] + lane[i + 8];
+        const float want = ((s8[0] + s8[4]) + (s8[2] + s8[6])) + ((s8[1] + s8[5]) + (s8[3] + s8[7]));
+        std::vector<uint8_t> wb(size_t(n) * 4);
+        std::memcpy(wb.data(), w.data(), wb.size());
+        EXPECT_EQ(f32_lane_dot(DType::F32, wb.data(), x.data(), n), want) << "n=" << n;
+    }
+}
+
 // The register-tile variants the kernel lab compares (not all are the default), driven
 // directly: every token-pair count, bit-identical to the AVX2 vec-dot.
 class GemmVariants : public ::testing::TestWithParam<DType> {};

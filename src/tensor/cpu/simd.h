@@ -13,7 +13,6 @@ namespace strata::cpu {
 
 VecDotFn scalar_vec_dot(DType wt, bool exact);
 VecDotFn avx2_vec_dot(DType wt);         // vec_dot_avx2.cpp (quantized pairs only)
-VecDotFn avx2_vec_dot_f32act(DType wt);  // vec_dot_f32act_avx2.cpp: exact mode
 VecDotFn avx512_vec_dot(DType wt, bool vnni);  // vec_dot_avx512.cpp (same numerics as AVX2)
 
 // Per-thread scratch memory, 64-byte aligned, kept between calls; `slot` tells the users in
@@ -83,11 +82,19 @@ using GemmTileFn = void (*)(const PackedTile& tile, const PackedActs& x, int64_t
 GemmTileFn avx2_gemm_tile(DType wt, int tp = 0);               // gemm_avx2.cpp
 GemmTileFn avx512_gemm_tile(DType wt, bool vnni, int tp = 0);  // gemm_avx512.cpp
 
-// Exact mode, batch > 1 (gemm_f32_avx2.cpp): dequantizes rows [0, rows) of a tile into
-// wf ([kGemmRows][cols] floats) and computes y[t * ldy + row0 + r] for tokens [t0, t1)
-// of the f32 activations x ([tokens][cols]).
+// f32 mode (the 16-lane order of kernels.h). Tiles: dequantize rows [0, rows) of a tile
+// into wf ([kGemmRows][cols] floats) and compute y[t * ldy + row0 + r] for tokens [t0, t1)
+// of the f32 activations x ([tokens][cols]). AVX2: gemm_f32_avx2.cpp, every batch size;
+// AVX-512: f32_avx512.cpp, batches above kF32DecodeMax.
 void avx2_gemm_f32_tile(DType wt, const uint8_t* w, size_t w_row_bytes, int rows, int64_t cols, float* wf,
                         const float* x, int64_t t0, int64_t t1, float* y, int64_t ldy, int64_t row0);
+void avx512_gemm_f32_tile(DType wt, const uint8_t* w, size_t w_row_bytes, int rows, int64_t cols, float* wf,
+                          const float* x, int64_t t0, int64_t t1, float* y, int64_t ldy, int64_t row0);
+// AVX-512 decode: y[t * ldy + r] for rows [r0, r1) and all n_tok (1..kF32DecodeMax) tokens
+// of x ([n_tok][cols]), streaming each weight row once.
+constexpr int64_t kF32DecodeMax = 8;
+void avx512_f32_decode(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t cols, const float* x, int64_t n_tok,
+                       float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 // Dispatch for the levels above (dispatch.cpp), nullptr where only the vec-dot loop exists.
 MatvecFn matvec_fn(DType wt);
