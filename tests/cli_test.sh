@@ -78,6 +78,9 @@ out=$("$BIN" chat -m "$MODEL" --numerics q8 --temp 0 -n 8 -p "What is the capita
 if grep -q "^L'Étoile" <<<"$out"; then echo "ok   numerics-q8"; pass=$((pass+1));
 else echo "FAIL numerics-q8: $out"; fail=$((fail+1)); fi
 expect bad-numerics 2 "strata chat: --numerics: q9 not in {f32,q8}" -- "$BIN" chat -m "$MODEL" --numerics q9 -p hi
+expect exact-vs-q8 2 "strata chat: --exact: conflicts with --numerics q8 (--exact is the old name of --numerics f32)" -- \
+  "$BIN" chat -m "$MODEL" --exact --numerics q8 -p hi
+expect bad-flash-attn 2 "strata chat: --flash-attn: auto not in {on,off}" -- "$BIN" chat -m "$MODEL" --flash-attn auto -p hi
 out=$(printf 'What is the capital of France?\nAnd of Italy?\n' | "$BIN" chat -m "$MODEL" --temp 0 -n 32 2>/dev/null)
 if grep -q "Paris" <<<"$out" && grep -q "Rome" <<<"$out"; then echo "ok   chat-stdin-two-turns"; pass=$((pass+1));
 else echo "FAIL chat-stdin-two-turns: $out"; fail=$((fail+1)); fi

@@ -36,8 +36,7 @@ void add_model_opts(CLI::App* app, ModelOpts& o) {
            "off its separate KQ/softmax/KQV ops (llama.cpp -fa off); the f32 mode has one attention")
         ->check(CLI::IsMember({"on", "off"}));
     // Before f32 became the default, --exact selected it; kept so existing scripts run.
-    app->add_flag_callback("--exact", [&o] { o.numerics = "f32", o.exact = true; }, "same as --numerics f32")
-        ->group("");
+    app->add_flag_callback("--exact", [&o] { o.exact_flag = true; }, "same as --numerics f32")->group("");
     app->add_option("--kv", o.kv, "KV cache format for K and V (fp16 default; see docs/kv-cache.md)");
     app->add_option("--kv-k", o.kv_k, "K cache format, overriding --kv (per-token formats only)");
     app->add_option("--kv-v", o.kv_v, "V cache format, overriding --kv (per-token formats only)");
@@ -94,6 +93,8 @@ static Status apply_fvs(const ModelOpts& o, Loaded& l) {
 }
 
 Result<Loaded> load(const ModelOpts& o) {
+    if (o.exact_flag && o.numerics == "q8")
+        return invalid_input("--exact: conflicts with --numerics q8 (--exact is the old name of --numerics f32)");
     if (o.threads < 0 || o.threads > 256) return invalid_input("--threads: must be in 1..256 (got {})", o.threads);
     if (o.ctx < 0) return invalid_input("--ctx: must be positive (got {})", o.ctx);
     for (auto [flag, name] : {std::pair{"--kv", &o.kv}, {"--kv-k", &o.kv_k}, {"--kv-v", &o.kv_v}})

@@ -27,6 +27,7 @@ struct ModelOpts {
     // --numerics: "f32" (default; exact = true) or "q8" (llama.cpp's 8-bit activations).
     std::string numerics = "f32";
     bool exact = true;
+    bool exact_flag = false; // --exact given (the old spelling of --numerics f32)
     bool flash_attn = true;  // --flash-attn on|off (8-bit mode: llama.cpp's FA op or not)
     std::string kv = "fp16";  // --kv
     std::string kv_k, kv_v;   // --kv-k / --kv-v (override --kv per tensor)

@@ -140,6 +140,23 @@ Status Context::eval_batch(std::span<BatchItem> items) {
                 h->after_matmul(w, x + o[b] * w.n_cols, o[b + 1] - o[b], y + o[b] * w.n_rows);
     };
 
+    // Two or three matrices on the same input, one pool round trip at decode sizes; hooks
+    // run after each, as with matmul().
+    auto matmul3 = [&](const Weight& a, const Weight& b, const Weight* c, const float* x, int64_t rows, float* ya,
+                       float* yb, float* yc, const std::vector<int64_t>& o) {
+        const cpu::MatmulOut outs[3] = {{a.type, a.data, a.row_bytes, a.n_rows, ya, a.n_rows},
+                                        {b.type, b.data, b.row_bytes, b.n_rows, yb, b.n_rows},
+                                        {c ? c->type : a.type, c ? c->data : nullptr, c ? c->row_bytes : 0,
+                                         c ? c->n_rows : 0, yc, c ? c->n_rows : 0}};
+        cpu::matmul_shared_input(outs, c ? 3 : 2, x, rows, a.n_cols, exact, pool, &c0.acts_);
+        const Weight* ws[3] = {&a, &b, c};
+        float* ys[3] = {ya, yb, yc};
+        for (int m = 0; m < (c ? 3 : 2); ++m)
+            for (size_t bi = 0; bi < items.size(); ++bi)
+                for (MatmulHook* h : items[bi].ctx->matmul_hooks_)
+                    h->after_matmul(*ws[m], x + o[bi] * ws[m]->n_cols, o[bi + 1] - o[bi], ys[m] + o[bi] * ws[m]->n_rows);
+    };
+
     const bool fused = !exact;
     const float theta_scale = c0.rope_theta_scale_;
     auto rope = [&](float* v, int64_t n_heads, int64_t pos) {
@@ -170,9 +187,7 @@ Status Context::eval_batch(std::span<BatchItem> items) {
     for (int64_t l = 0; l < hp.n_layer; ++l) {
         const LayerWeights& L = model.layers[size_t(l)];
         for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[size_t(i * E)], L.attn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
-        matmul(L.wq, h_.data(), n, q_.data(), off);
-        matmul(L.wk, h_.data(), n, k_.data(), off);
-        matmul(L.wv, h_.data(), n, v_.data(), off);
+        matmul3(L.wq, L.wk, &L.wv, h_.data(), n, q_.data(), k_.data(), v_.data(), off);
         for (size_t b = 0; b < items.size(); ++b) {
             Context& c = *items[b].ctx;
             const int64_t nb = off[b + 1] - off[b];
@@ -196,8 +211,7 @@ Status Context::eval_batch(std::span<BatchItem> items) {
         for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] += h_[size_t(i)];
 
         for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[size_t(i * E)], L.ffn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
-        matmul(L.gate, h_.data(), n, g_.data(), off);
-        matmul(L.up, h_.data(), n, u_.data(), off);
+        matmul3(L.gate, L.up, nullptr, h_.data(), n, g_.data(), u_.data(), nullptr, off);
         if (exact) {
             for (int64_t i = 0; i < n * hp.n_ff; ++i) {
                 const float g = g_[size_t(i)];

@@ -173,16 +173,13 @@ TEST(Golden, SmolLM2MatchesLlamaCpp) {
 namespace strata::model {
 namespace {
 
-// eval_batch over several sequences gives each the logits it gets alone. Exact mode (f32
-// activations): batched rows only change f32 summation order, so 1e-3 is generous; in the
-// default mode an 8-bit activation rounding flip is amplified by the model (see README).
 // The 8-bit mode against llama.cpp as people run it (tools/dump_llamacpp_parity.py): 30
 // raw prompts of 1 to 300 tokens, each prefilled in one batch and continued greedily for
 // 64 tokens, with llama.cpp's flash attention (its CPU default) and without (-fa off), 2
-// threads. Every continuation must be token-identical. The fixture was recorded on an
-// AVX-512 machine without AVX512-FP16; Strata's 8-bit kernels compute the same bits at
-// every ISA level, so this holds on any x86 CPU for llama.cpp built without AVX512-FP16
-// (README, "Numerics").
+// threads. Every continuation must be token-identical. The fixture was recorded with
+// llama.cpp built natively on an AVX-512 machine without AVX512-FP16; Strata's 8-bit
+// kernels compute the same bits from AVX2 up, which the forced-AVX2 pass checks (so on
+// any AVX2 CPU Strata equals that llama.cpp build; README, "Numerics").
 TEST(LlamaCppParity, RawPromptsGreedyTokenIdentical) {
     if (cpu::detected_isa() < cpu::Isa::kAvx2) GTEST_SKIP() << "the 8-bit kernels match llama.cpp from AVX2 up";
     const std::string path = root() + "/tests/fixtures/reference/parity-smollm2-135m-q4_1.json";
@@ -236,6 +233,9 @@ TEST(LlamaCppParity, RawPromptsGreedyTokenIdentical) {
     cpu::force_isa(cpu::detected_isa());
 }
 
+// eval_batch over several sequences gives each the logits it gets alone. Exact mode (f32
+// activations): batched rows only change f32 summation order, so 1e-3 is generous; in the
+// default mode an 8-bit activation rounding flip is amplified by the model (see README).
 TEST(Batch, MatchesSeparateEvalsInExactMode) {
     auto model = load_model(root() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
     ASSERT_TRUE(model) << model.error().message();

@@ -175,9 +175,15 @@ private:
     void attend_flash(const float* q, int64_t n, float* out, const AttendOpts& o) const;
 
     // V as rows [token][kv_dim] for the flash path, copied from the pages as tokens arrive
-    // (rows below vrows_n_ are current; truncate() lowers it).
+    // (rows below vrows_n_ are current; truncate() lowers it). Grows geometrically up to
+    // the context size. attend() is const but writes this copy: a cache is attended by one
+    // caller at a time (the forward pass, per sequence), as for any LayerCache. The copy is
+    // counted by bytes() but not charged to the page budget.
     const uint16_t* v_rows() const {
-        if (vrows_.size() < size_t(n_) * kv_dim_) vrows_.resize(size_t(std::max<int64_t>(n_, 2 * vrows_n_)) * kv_dim_);
+        if (vrows_.size() < size_t(n_) * kv_dim_) {
+            const int64_t rows = std::min(std::max<int64_t>(n_, 2 * vrows_n_), std::max<int64_t>(s_.n_ctx, n_));
+            vrows_.resize(size_t(rows) * kv_dim_);
+        }
         for (int64_t t = vrows_n_; t < n_; ++t) {
             const uint16_t* vc = page16(t / kPage) + size_t(kPage) * kv_dim_ + size_t(t % kPage);
             for (size_t d = 0; d < kv_dim_; ++d) vrows_[size_t(t) * kv_dim_ + d] = vc[d * kPage];

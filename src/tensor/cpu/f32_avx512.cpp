@@ -15,6 +15,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "tensor/cpu/simd.h"
@@ -197,11 +199,16 @@ void dequant_span(DType wt, const uint8_t* row, int64_t k0, int64_t m, float* ou
                 const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + j)));
                 _mm512_storeu_ps(out + j, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
             }
-            for (; j < m; ++j) out[j] = bf16_to_fp32(h[j]);
+            for (; j < m; ++j) {
+                const uint32_t u = uint32_t(h[j]) << 16;
+                std::memcpy(out + j, &u, 4);
+            }
             return;
         }
         case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0: {
-            const size_t bb = dtype_info_checked(wt).block_bytes;
+            const size_t bb = wt == DType::Q4_0 ? kBlockBytes<Fmt::kQ4_0> : wt == DType::Q4_1 ? kBlockBytes<Fmt::kQ4_1>
+                            : wt == DType::Q5_0 ? kBlockBytes<Fmt::kQ5_0> : wt == DType::Q5_1 ? kBlockBytes<Fmt::kQ5_1>
+                                                                                 : kBlockBytes<Fmt::kQ8_0>;
             for (int64_t j = 0; j < m; j += 32) {
                 const uint8_t* b = row + size_t((k0 + j) / 32) * bb;
                 __m512 a, c;
@@ -218,8 +225,16 @@ void dequant_span(DType wt, const uint8_t* row, int64_t k0, int64_t m, float* ou
             return;
         }
         default: {
-            const auto info = dtype_info_checked(wt);
-            dequantize_row(wt, row + size_t(k0 / info.block_size) * info.block_bytes, out, m);
+            // Block geometry written out: no header inline code in this file (simd.h).
+            size_t bs = 1, bb = 4;  // F32
+            switch (wt) {
+                case DType::IQ4_NL: bs = 32, bb = 18; break;
+                case DType::Q4_K: bs = 256, bb = 144; break;
+                case DType::Q5_K: bs = 256, bb = 176; break;
+                case DType::Q6_K: bs = 256, bb = 210; break;
+                default: break;
+            }
+            dequantize_row(wt, row + size_t(k0) / bs * bb, out, m);
             return;
         }
     }
@@ -317,6 +332,10 @@ void tile_pass(const float* wf, int64_t cols, const float* x, int64_t t0, float*
 
 void avx512_f32_decode(DType wt, const uint8_t* w, size_t rb, int64_t cols, const float* x, int64_t n_tok,
                        float* y, int64_t ldy, int64_t r0, int64_t r1) {
+    if (n_tok < 1 || n_tok > kF32DecodeMax) {  // callers' invariant (matmul)
+        std::fprintf(stderr, "strata: internal error: f32 decode of %lld tokens\n", static_cast<long long>(n_tok));
+        std::abort();
+    }
     const bool blocks = cols % 32 == 0;
     if (blocks) {
         switch (wt) {

@@ -94,4 +94,20 @@ void gemm_rows(DType wt, const uint8_t* w, size_t w_row_bytes, const Acts& x, fl
 void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const float* x, int64_t n_batch,
             int64_t n_cols, float* y, int64_t ldy, bool exact, ThreadPool& pool, Acts* scratch);
 
+// Several matrices applied to the same activations (attention's Q, K and V; the FFN's gate
+// and up): y_i = W_i x for each output. Every (row, token) value equals matmul()'s bit for
+// bit. At decode sizes the rows of all matrices are split over the pool in one round trip
+// (and in the 8-bit mode the activations are quantized once); otherwise this is matmul()
+// per output.
+struct MatmulOut {
+    DType wt;
+    const uint8_t* w;
+    size_t w_row_bytes;
+    int64_t n_rows;
+    float* y;
+    int64_t ldy;
+};
+void matmul_shared_input(const MatmulOut* outs, int n_outs, const float* x, int64_t n_batch, int64_t n_cols,
+                         bool exact, ThreadPool& pool, Acts* scratch);
+
 }  // namespace strata::cpu

@@ -109,7 +109,6 @@ uint8_t* thread_scratch(ScratchSlot slot, size_t bytes) {
 void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const float* x, int64_t n_batch,
             int64_t n_cols, float* y, int64_t ldy, bool exact, ThreadPool& pool, Acts* scratch) {
     Acts& a = *scratch;
-    size_acts(&a, wt, exact, n_batch, n_cols);
     bool offset_q8 = false;
     const GemmTileFn gemm = !exact && n_batch >= 2 ? gemm_tile_fn(wt, &offset_q8) : nullptr;
     const MatvecFn mv = !exact && n_batch == 1 ? matvec_fn(wt) : nullptr;
@@ -143,6 +142,7 @@ void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, cons
         });
         return;
     }
+    size_acts(&a, wt, exact, n_batch, n_cols);  // the f32 kernels above read x directly
     if (gemm) size_packed_acts(&a);
     auto prep = [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t)
@@ -167,6 +167,45 @@ void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, cons
     }
     pool.parallel_for(n_rows, 16, [&](int64_t r0, int64_t r1) {
         gemm_rows(wt, w, w_row_bytes, a, y, ldy, r0, r1, exact);
+    });
+}
+
+void matmul_shared_input(const MatmulOut* outs, int n_outs, const float* x, int64_t n_batch, int64_t n_cols,
+                         bool exact, ThreadPool& pool, Acts* scratch) {
+    const Isa isa = active_isa();
+    bool f32_decode = exact && isa >= Isa::kAvx512 && n_batch <= kF32DecodeMax;
+    bool q8_decode = !exact && n_batch == 1;
+    for (int i = 0; i < n_outs; ++i) {
+        f32_decode = f32_decode && dtype_info_checked(outs[i].wt).can_dequantize;
+        q8_decode = q8_decode && matvec_fn(outs[i].wt) != nullptr &&
+                    act_type_for(outs[i].wt, false) == act_type_for(outs[0].wt, false);
+    }
+    if (n_outs < 2 || (!f32_decode && !q8_decode)) {
+        for (int i = 0; i < n_outs; ++i)
+            matmul(outs[i].wt, outs[i].w, outs[i].w_row_bytes, outs[i].n_rows, x, n_batch, n_cols, outs[i].y,
+                   outs[i].ldy, exact, pool, scratch);
+        return;
+    }
+    if (q8_decode) {  // one quantized activation row serves every matrix
+        size_acts(scratch, outs[0].wt, false, 1, n_cols);
+        quantize_act_row(x, scratch->type, scratch->buf.data(), n_cols);
+    }
+    // Rows of all outputs in one index space, each output's start rounded up to the
+    // 16-row grain so a chunk never starts inside another output's 4-row pass.
+    int64_t start[8], total = 0;
+    STRATA_ASSERT(n_outs <= 8);
+    for (int i = 0; i < n_outs; ++i) {
+        start[i] = total;
+        total += (outs[i].n_rows + 15) / 16 * 16;
+    }
+    pool.parallel_for(total, 16, [&](int64_t r0, int64_t r1) {
+        for (int i = 0; i < n_outs; ++i) {
+            const MatmulOut& o = outs[i];
+            const int64_t b = std::max(r0, start[i]) - start[i], e = std::min(r1 - start[i], o.n_rows);
+            if (b >= e) continue;
+            if (f32_decode) avx512_f32_decode(o.wt, o.w, o.w_row_bytes, n_cols, x, n_batch, o.y, o.ldy, b, e);
+            else matvec_fn(o.wt)(n_cols, o.w, o.w_row_bytes, scratch->buf.data(), o.y, b, e);
+        }
     });
 }
 
