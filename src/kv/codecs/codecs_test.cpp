@@ -8,6 +8,8 @@
 #include <random>
 
 #include "kv/codecs/codecs.h"
+#include "kv/lane_dot.h"
+#include "tensor/cpu/kernels.h"
 #include "kv/row_cache.h"
 #include "kv/tile_format.h"
 #include "tensor/dtype.h"
@@ -138,6 +140,74 @@ TEST(TurboQuant, CodebookIsLloydMaxForD64) {
         }
         EXPECT_NEAR(mse / 400, want, want * 0.15) << bits;
     }
+}
+
+
+// The 8-bit mode's flash-attention and tinyBLAS pieces (codecs.h) and the f32 path's
+// f16 lane dot: the scalar bodies (used below AVX2) against the AVX2 bodies, bit for bit,
+// and each against an independent formula written here from its definition.
+TEST(FlashPieces, ScalarAndSimdBodiesAgreeWithTheirDefinitions) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0, 1);
+    auto f16 = [](float x) { return fp32_to_fp16(x); };
+    auto h2f = [](uint16_t h) { return fp16_to_fp32(h); };
+    const int64_t hd = 64, steps = 37;
+    std::vector<uint16_t> v(size_t(steps * hd));
+    for (auto& e : v) e = f16(nd(rng));
+    std::vector<const uint16_t*> rows(static_cast<size_t>(steps));
+    for (int64_t j = 0; j < steps; ++j) rows[size_t(j)] = v.data() + j * hd;
+    std::vector<float> rescale(static_cast<size_t>(steps), 1.0f), w(static_cast<size_t>(steps)), p(static_cast<size_t>(steps));
+    for (int64_t j = 0; j < steps; ++j) {
+        w[size_t(j)] = std::exp(-std::fabs(nd(rng)));
+        p[size_t(j)] = w[size_t(j)] / 7;
+        if (j % 5 == 0) rescale[size_t(j)] = std::exp(-std::fabs(nd(rng)));
+    }
+    // Definitions.
+    std::vector<float> want16(static_cast<size_t>(hd), 0.f), want32(static_cast<size_t>(hd), 0.5f);
+    for (int64_t j = 0; j < steps; ++j)
+        for (int64_t d = 0; d < hd; ++d) {
+            float a = want16[size_t(d)];
+            if (rescale[size_t(j)] != 1.0f) a = h2f(f16(a * rescale[size_t(j)]));
+            want16[size_t(d)] = h2f(f16(std::fma(h2f(v[size_t(j * hd + d)]), w[size_t(j)], a)));
+            want32[size_t(d)] = std::fma(h2f(v[size_t(j * hd + d)]), p[size_t(j)], want32[size_t(d)]);
+        }
+    std::vector<float> q(static_cast<size_t>(hd)), kt(size_t(hd * 64)), want_kq(64, 0.f);
+    for (auto& e : q) e = nd(rng);
+    for (auto& e : kt) e = h2f(f16(nd(rng)));
+    for (int t = 0; t < 64; ++t)
+        for (int64_t d = 0; d < hd; ++d) want_kq[size_t(t)] = std::fma(kt[size_t(d * 64 + t)], q[size_t(d)], want_kq[size_t(t)]);
+    std::vector<uint16_t> a16(128), b16(128);
+    for (auto& e : a16) e = f16(nd(rng));
+    for (auto& e : b16) e = f16(nd(rng));
+    float lanes[16] = {};
+    for (int i = 0; i < 128; ++i) lanes[i % 16] = std::fma(h2f(a16[size_t(i)]), h2f(b16[size_t(i)]), lanes[i % 16]);
+    float t3[8], t6[4];
+    for (int i = 0; i < 8; ++i) t3[i] = lanes[i] + lanes[i + 8];
+    for (int i = 0; i < 4; ++i) t6[i] = t3[i] + t3[i + 4];
+    const float want_sgemm = (t6[0] + t6[2]) + (t6[1] + t6[3]);
+    float l8[8] = {};
+    for (int i = 0; i < 100; ++i) l8[i % 8] += q[size_t(i % 64)] * h2f(a16[size_t(i)]);
+    const float want_lane = ((l8[0] + l8[4]) + (l8[1] + l8[5])) + ((l8[2] + l8[6]) + (l8[3] + l8[7]));
+    std::vector<float> qq(100);
+    for (int i = 0; i < 100; ++i) qq[size_t(i)] = q[size_t(i % 64)];
+
+    for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2}) {
+        if (int(isa) > int(cpu::detected_isa())) continue;
+        cpu::force_isa(isa);
+        SCOPED_TRACE(cpu::isa_name(isa));
+        std::vector<float> acc16(static_cast<size_t>(hd), 0.f), acc32(static_cast<size_t>(hd), 0.5f);
+        flash_accumulate_f16(acc16.data(), rows.data(), rescale.data(), w.data(), steps, hd);
+        flash_accumulate_f32(acc32.data(), rows.data(), p.data(), steps, hd);
+        EXPECT_EQ(acc16, want16);
+        EXPECT_EQ(acc32, want32);
+        float kq[64];
+        flash_scores_f32(q.data(), kt.data(), hd, kq);
+        EXPECT_EQ(std::vector<float>(kq, kq + 64), want_kq);
+        const uint16_t* chunks[2] = {b16.data(), b16.data() + 64};
+        EXPECT_EQ(dot_f16_sgemm_chunked(a16.data(), chunks, 2), want_sgemm);
+        EXPECT_EQ(lane_dot_f16(qq.data(), a16.data(), 100), want_lane);
+    }
+    cpu::force_isa(cpu::detected_isa());
 }
 
 }  // namespace
