@@ -41,7 +41,7 @@ expect truncated-data 1 "strata generate: $TMP/model_cut.gguf: token_embd.weight
   "$BIN" generate -m "$TMP/model_cut.gguf" -p hi
 expect unsupported-type 1 "strata generate: $TMP/bad_type.gguf: blk.0.attn_q.weight: tensor type IQ2_XXS is not supported for matrix weights" -- \
   "$BIN" generate -m "$TMP/bad_type.gguf" -p hi
-expect unsupported-arch 1 "strata generate: $TMP/bad_arch.gguf: architecture 'gpt9' is not supported (known: llama)" -- \
+expect unsupported-arch 1 "strata generate: $TMP/bad_arch.gguf: architecture 'gpt9' is not supported (known: llama, qwen3, gemma3, llada)" -- \
   "$BIN" generate -m "$TMP/bad_arch.gguf" -p hi
 expect info-bad-file 1 "strata info: $TMP/bad_magic.gguf: not a GGUF file: bad magic 0x58554747" -- \
   "$BIN" info "$TMP/bad_magic.gguf"

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/block_ops.h"
 #include "tensor/dtype.h"
 
 namespace strata::fv {
@@ -27,20 +28,6 @@ void norm_back(const std::vector<float>& w, const std::vector<float>& x, const s
     const double c = lrp ? 0.0 : double(r) * double(r) * double(r) * dot / double(n);
     for (int64_t i = 0; i < n; ++i)
         gx[size_t(i)] += float(double(r) * double(w[size_t(i)] * gy[size_t(i)]) - c * double(x[size_t(i)]));
-}
-
-// The forward pass's exact-mode RoPE (angles by iterated float multiplication).
-void rope(float* v, int64_t n_heads, int64_t hd, int64_t n_rot, int64_t pos, float theta_scale, bool inverse) {
-    for (int64_t h = 0; h < n_heads; ++h) {
-        float* r = v + h * hd;
-        float theta = float(pos);
-        for (int64_t i = 0; i < n_rot / 2; ++i, theta *= theta_scale) {
-            const float c = std::cos(theta), s = inverse ? -std::sin(theta) : std::sin(theta);
-            const float a = r[2 * i], b = r[2 * i + 1];
-            r[2 * i] = a * c - b * s;
-            r[2 * i + 1] = a * s + b * c;
-        }
-    }
 }
 
 }  // namespace
@@ -92,8 +79,28 @@ void Recorder::after_matmul(const model::Weight& w, const float* x, int64_t n, f
     }
 }
 
+Status relevance_supports(const model::Model& m) {
+    const model::HParams& hp = m.hp;
+    auto refuse = [&](const char* what) {
+        return unsupported("the relevance (LRP) pass implements the llama block; {} has {}", hp.arch, what);
+    };
+    if (!hp.causal) return refuse("bidirectional attention");
+    if (hp.embd_scale != 1.f) return refuse("scaled embeddings");
+    if (hp.logit_softcap > 0) return refuse("logit soft-capping");
+    for (const model::LayerSpec& s : hp.layer) {
+        if (s.qk_norm) return refuse("q/k RMSNorm");
+        if (s.post_attn_norm || s.post_ffn_norm) return refuse("post-attention / post-FFN norms");
+        if (s.act != model::FfnAct::kSilu) return refuse("a GELU FFN");
+        if (s.attn.window > 0) return refuse("sliding-window layers");
+        if (s.attn.q_scale != 1.f || (s.attn.kq_scale != 0 && s.attn.kq_scale != 1.0f / std::sqrt(float(hp.head_dim))))
+            return refuse("a non-standard attention scale");
+    }
+    return ok_status();
+}
+
 Result<ForwardRecord> record_forward(model::Context& ctx, std::span<const int32_t> tokens) {
     if (tokens.empty()) return invalid_input("record_forward: no tokens");
+    STRATA_TRY(relevance_supports(ctx.model()));
     Recorder rec(ctx.model());
     rec.start(int64_t(tokens.size()), tokens.back());
     ctx.truncate(0);
@@ -117,7 +124,6 @@ Relevance relevance_pass(const model::Model& m, const ForwardRecord& rec, int32_
     const bool lrp = rules == Rules::kLrp;
     const float half = lrp ? 0.5f : 1.f;
     const float scale = 1.0f / std::sqrt(float(d));
-    const float theta_scale = std::pow(hp.rope_base, -2.0f / float(hp.n_rot));
     Relevance out;
     out.g_att.resize(static_cast<size_t>(L));
     out.attn_rel.resize(static_cast<size_t>(L));
@@ -142,6 +148,7 @@ Relevance relevance_pass(const model::Model& m, const ForwardRecord& rec, int32_
     for (int64_t l = L - 1; l >= 0; --l) {
         const LayerRecord& R = rec.layers[size_t(l)];
         const model::LayerWeights& W = m.layers[size_t(l)];
+        const model::ops::Rope rope = model::ops::Rope::from(hp.layer[size_t(l)].rope);
         // ---- MLP: x_out = mid + down(silu(gate) * up), gate/up from norm(mid).
         for (int64_t i = 0; i < E; ++i) mid[size_t(i)] = R.resid_in[size_t(i)] + R.attn_out[size_t(i)];
         std::fill(g_a.begin(), g_a.end(), 0.f);
@@ -165,9 +172,9 @@ Relevance relevance_pass(const model::Model& m, const ForwardRecord& rec, int32_
         matvec_t(W.wo, g_mid.data(), g_att.data());
         out.g_att[size_t(l)] = g_att;
         qr = R.q;
-        rope(qr.data(), H, d, hp.n_rot, T - 1, theta_scale, false);
+        rope.apply(qr.data(), H, d, T - 1, false);
         kr = R.k;
-        for (int64_t j = 0; j < T; ++j) rope(&kr[size_t(j * kv_dim)], Hkv, d, hp.n_rot, j, theta_scale, false);
+        for (int64_t j = 0; j < T; ++j) rope.apply(&kr[size_t(j * kv_dim)], Hkv, d, j, false);
         std::fill(g_q.begin(), g_q.end(), 0.f);
         std::fill(g_k.begin(), g_k.end(), 0.f);
         std::fill(g_v.begin(), g_v.end(), 0.f);
@@ -221,8 +228,8 @@ Relevance relevance_pass(const model::Model& m, const ForwardRecord& rec, int32_
             const float av = half * float(A[size_t(T - 1)]);
             for (int64_t i = 0; i < d; ++i) g_v[size_t(kvh * d + i)] += av * go[i];
         }
-        rope(g_q.data(), H, d, hp.n_rot, T - 1, theta_scale, true);
-        rope(g_k.data(), Hkv, d, hp.n_rot, T - 1, theta_scale, true);
+        rope.apply_inverse(g_q.data(), H, d, T - 1);
+        rope.apply_inverse(g_k.data(), Hkv, d, T - 1);
         std::fill(g_hattn.begin(), g_hattn.end(), 0.f);
         matvec_t(W.wq, g_q.data(), g_hattn.data());
         matvec_t(W.wk, g_k.data(), g_hattn.data());

@@ -8,6 +8,7 @@
 // row_cache.h (per-token formats) and tile_cache.h (sink / quantized tiles / FP tail).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -42,7 +43,28 @@ struct AttendOpts {
     // n_threads must be its thread count for the results to match.
     bool flash = false;
     int n_threads = 1;
+    // Which keys a query sees and how scores are scaled: the layer's attention spec, the
+    // same for every format (visible_keys below is the one place the range is computed).
+    bool causal = true;   // false: every cached key (bidirectional, LLaDA)
+    int64_t window = 0;   // > 0: a query at position p sees keys p - window < j (sliding window)
+    float scale = 0;      // score multiplier; 0 = 1/sqrt(head_dim)
 };
+
+// Keys [first, end) visible to row i of the n newest queries in a cache of n_cached
+// tokens (the queries sit at positions n_cached - n + i).
+struct KeySpan {
+    int64_t first = 0, end = 0;
+};
+inline KeySpan visible_keys(const AttendOpts& o, int64_t n_cached, int64_t n, int64_t i) {
+    const int64_t pos = n_cached - n + i;
+    KeySpan s;
+    s.end = o.causal ? pos + 1 : n_cached;
+    s.first = o.window > 0 ? (pos - o.window + 1 > 0 ? pos - o.window + 1 : 0) : 0;
+    return s;
+}
+inline float score_scale(const AttendOpts& o, int head_dim) {
+    return o.scale != 0 ? o.scale : 1.0f / std::sqrt(float(head_dim));
+}
 
 class LayerCache {
 public:
@@ -50,7 +72,7 @@ public:
     // k, v: [n][n_head_kv * head_dim], post-RoPE keys and values in the model frame.
     virtual Status append(const float* k, const float* v, int64_t n) = 0;
     // q: [n][n_head * head_dim] for the n newest tokens (positions n_tokens()-n ..), each
-    // attending causally; out: same shape. Scores use 1/sqrt(head_dim).
+    // attending to visible_keys(o, ...); out: same shape. Scores use score_scale(o, D).
     virtual void attend(const float* q, int64_t n, float* out, const AttendOpts& o) const = 0;
     // Keeps positions < n. Formats that cannot cut inside an encoded tile move the kept part
     // of that tile back to their FP tail as decoded values.

@@ -63,14 +63,15 @@ public:
 
     void attend(const float* q, int64_t n, float* out, const AttendOpts& o) const override {
         const int hk = s_.n_head_kv, D = s_.head_dim, g = s_.n_head / s_.n_head_kv;
-        const float scale = 1.0f / std::sqrt(float(D));
+        const float scale = score_scale(o, D);
         const TileKernels& kern = tile_kernels(cpu::active_isa());  // max / exp_sum only
         auto job = [&](int64_t b, int64_t e) {
             std::vector<float> qs(static_cast<size_t>(D)), qp(size_t(g) * size_t(D)), sc, acc(static_cast<size_t>(D));
             for (int64_t jb = b; jb < e; ++jb) {
                 const int64_t i = jb / hk;
                 const int h = int(jb % hk);
-                const int64_t n_vis = n_ - n + i + 1;
+                const KeySpan span = visible_keys(o, n_, n, i);
+                const int64_t n_vis = span.end;
                 sc.assign(size_t(g) * size_t(n_vis), 0.f);
                 for (int j = 0; j < g; ++j) {
                     const float* qr = q + (i * s_.n_head + h * g + j) * D;
@@ -86,6 +87,7 @@ public:
                 }
                 for (int j = 0; j < g; ++j) {
                     float* sj = &sc[size_t(j) * size_t(n_vis)];
+                    std::fill(sj, sj + span.first, -INFINITY);  // before a sliding window
                     const double sum = kern.exp_sum(sj, int(n_vis), kern.max(sj, int(n_vis)));
                     const float inv = float(1.0 / sum);
                     for (int64_t t = 0; t < n_vis; ++t) sj[t] *= inv;

@@ -172,7 +172,7 @@ private:
 void TileCache::attend(const float* q, int64_t n, float* out, const AttendOpts& o) const {
     const int hk = s_.n_head_kv, D = s_.head_dim, g = s_.n_head / s_.n_head_kv, G = c_.tile;
     const TileKernels& kern = tile_kernels_for(L_);
-    const float scale = 1.0f / std::sqrt(float(D));
+    const float scale = score_scale(o, D);
     const int64_t n_tok = n_tokens(), n_tiles = int64_t(tiles_.size());
     // Positions: sink [0, n_sink_), tiles [n_sink_, tiles_end), tail [tiles_end, n_tok).
     // While the sink is filling there are no tiles and no tail.
@@ -195,7 +195,8 @@ void TileCache::attend(const float* q, int64_t n, float* out, const AttendOpts& 
         for (int64_t jb = b; jb < e; ++jb) {
             const int64_t i = jb / (hk * ns), s = jb % ns;
             const int h = int((jb / ns) % hk);
-            const int64_t n_vis = n_tok - n + i + 1;
+            const KeySpan span = visible_keys(o, n_tok, n, i);
+            const int64_t n_vis = span.end;
             // Tiles hold only tokens older than this call's queries; the guard keeps that explicit.
             const int64_t vis_tiles = std::clamp<int64_t>((n_vis - n_sink_) / G, 0, n_tiles);
             const int64_t t_b = vis_tiles * s / ns, t_e = vis_tiles * (s + 1) / ns;
@@ -220,6 +221,17 @@ void TileCache::attend(const float* q, int64_t n, float* out, const AttendOpts& 
             for (int64_t t = t_b; t < t_e; ++t)
                 kern.scores(L_, record(t, h), qr.data(), g, tile_sc + (t - t_b) * G, ld, scratch.data());
             if (n_tail_fp) kern.fp_scores(tail_k, row_, n_tail_fp, D, qr.data(), g, tail_sc, ld);
+            // Positions before a sliding window's start are masked out of the scores.
+            if (span.first > 0)
+                for (int j = 0; j < g; ++j) {
+                    float* sj = &sc[size_t(j) * ld];
+                    for (int k = 0; k < n_head_fp && k < span.first; ++k) sj[k] = -INFINITY;
+                    for (int64_t t = t_b; t < t_e; ++t)
+                        for (int k = 0; k < G; ++k)
+                            if (n_sink_ + t * G + k < span.first) sj[n_head_fp + (t - t_b) * G + k] = -INFINITY;
+                    for (int k = 0; k < n_tail_fp; ++k)
+                        if (tiles_end + k < span.first) sj[n_head_fp + (t_e - t_b) * G + k] = -INFINITY;
+                }
             float* r = &res[size_t(jb) * res_stride];
             float* acc = r;
             std::fill(acc, acc + size_t(g) * size_t(D), 0.f);
@@ -227,7 +239,12 @@ void TileCache::attend(const float* q, int64_t n, float* out, const AttendOpts& 
                 float* sj = &sc[size_t(j) * ld];
                 const float mx = ld ? kern.max(sj, int(ld)) : -INFINITY;
                 r[size_t(g * D + j)] = mx;
-                r[size_t(g * (D + 1) + j)] = ld ? float(kern.exp_sum(sj, int(ld), mx)) : 0.f;
+                if (mx == -INFINITY) {  // nothing visible in this split
+                    std::fill(sj, sj + ld, 0.f);
+                    r[size_t(g * (D + 1) + j)] = 0.f;
+                } else {
+                    r[size_t(g * (D + 1) + j)] = float(kern.exp_sum(sj, int(ld), mx));
+                }
             }
             if (n_head_fp) kern.fp_values(sink_v, row_, n_head_fp, D, sc.data(), ld, g, acc);
             for (int64_t t = t_b; t < t_e; ++t)

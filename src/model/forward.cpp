@@ -5,24 +5,13 @@
 // llama.cpp's f16 attention arithmetic (kv/codecs/fp16.cpp).
 #include "model/forward.h"
 
-#include "ops/ggml_math.h"
+#include "model/block_ops.h"
 
 #include <algorithm>
 #include <cmath>
 #include <random>
 
 namespace strata::model {
-
-namespace {
-
-void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
-    double sum = 0;
-    for (int64_t i = 0; i < n; ++i) sum += double(x[i] * x[i]);
-    const float scale = 1.0f / std::sqrt(float(sum / double(n)) + eps);
-    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
-}
-
-}  // namespace
 
 Context::Context(const Model& m, ContextParams p) : model_(m), params_(p) {}
 
@@ -45,7 +34,6 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, ContextPara
     auto kv = kv::KvCache::create(p.kv, shape, p.kv_budget_bytes);
     if (!kv) return kv.error();
     c->kv_ = std::move(*kv);
-    c->rope_theta_scale_ = std::pow(hp.rope_base, -2.0f / float(hp.n_rot));
     return c;
 }
 
@@ -98,6 +86,10 @@ Status Context::eval_batch(std::span<BatchItem> items) {
         for (size_t o = 0; o < b; ++o)
             if (items[o].ctx == &c) return invalid_input("eval: a sequence appears twice in one batch");
         if (n == 0) return invalid_input("eval: no tokens");
+        if (!hp.causal && c.n_past_ != 0)
+            return invalid_input("eval: {} attends bidirectionally, so a sequence is evaluated whole in one "
+                                 "call (truncate(0) first); {} positions are cached",
+                                 hp.arch, c.n_past_);
         if (c.n_past_ + n > c.params_.n_ctx)
             return out_of_range("context full: {} cached + {} new tokens exceed the context size {}", c.n_past_, n,
                                 c.params_.n_ctx);
@@ -131,6 +123,8 @@ Status Context::eval_batch(std::span<BatchItem> items) {
             dequantize_row(model.tok_embd.type,
                            model.tok_embd.data + size_t(items[b].tokens[size_t(i)]) * model.tok_embd.row_bytes,
                            &x_[size_t((off[b] + i) * E)], E);
+    if (hp.embd_scale != 1.f)
+        for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] *= hp.embd_scale;
 
     // Shared matmul over all rows; then each sequence's hooks on its own rows.
     auto matmul = [&](const Weight& w, const float* x, int64_t rows, float* y, const std::vector<int64_t>& o) {
@@ -157,43 +151,36 @@ Status Context::eval_batch(std::span<BatchItem> items) {
                     h->after_matmul(*ws[m], x + o[bi] * ws[m]->n_cols, o[bi + 1] - o[bi], ys[m] + o[bi] * ws[m]->n_rows);
     };
 
-    const bool fused = !exact;
-    const float theta_scale = c0.rope_theta_scale_;
-    auto rope = [&](float* v, int64_t n_heads, int64_t pos) {
-        for (int64_t h = 0; h < n_heads; ++h) {
-            float* r = v + h * hd;
-            // ggml's rope cache: theta starts at p and is multiplied by theta_scale per
-            // pair, in f32 (not p * theta_scale^i, which rounds differently). llama.cpp's
-            // compiled rotation contracts x0*cos - x1*sin into fma(x0, cos, -(x1*sin)) on FMA
-            // machines; default mode does the same so the rotated q/k match bit for bit.
-            float theta = float(pos);
-            for (int64_t i = 0; i < hp.n_rot / 2; ++i, theta *= theta_scale) {
-                const float c = std::cos(theta), s = std::sin(theta);
-                const float a = r[2 * i], bb = r[2 * i + 1];
-                if (fused) {
-                    r[2 * i] = std::fma(a, c, -(bb * s));
-                    r[2 * i + 1] = std::fma(a, s, bb * c);
-                } else {
-                    r[2 * i] = a * c - bb * s;
-                    r[2 * i + 1] = a * s + bb * c;
-                }
-            }
-        }
-    };
+    const bool ggml = !exact;
     auto undo = [&] {
         for (auto& it : items) it.ctx->kv_->truncate(it.ctx->n_past_);
     };
 
     for (int64_t l = 0; l < hp.n_layer; ++l) {
         const LayerWeights& L = model.layers[size_t(l)];
-        for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[size_t(i * E)], L.attn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
+        const LayerSpec& spec = hp.layer[size_t(l)];
+        const ops::Rope rope = ops::Rope::from(spec.rope);
+        kv::AttendOpts attend_opts{&pool, exact, c0.params_.flash_attn, pool.n_threads()};
+        attend_opts.causal = spec.attn.causal;
+        attend_opts.window = spec.attn.window;
+        attend_opts.scale = spec.attn.kq_scale;
+        // Attention: norm -> Q/K/V -> (q/k norm) -> RoPE -> (Q scale) -> cache + attend.
+        for (int64_t i = 0; i < n; ++i) ops::rms_norm(&x_[size_t(i * E)], L.attn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
         matmul3(L.wq, L.wk, &L.wv, h_.data(), n, q_.data(), k_.data(), v_.data(), off);
         for (size_t b = 0; b < items.size(); ++b) {
             Context& c = *items[b].ctx;
             const int64_t nb = off[b + 1] - off[b];
             for (int64_t i = 0; i < nb; ++i) {
-                rope(&q_[size_t((off[b] + i) * q_dim)], hp.n_head, c.n_past_ + i);
-                rope(&k_[size_t((off[b] + i) * kv_dim)], hp.n_head_kv, c.n_past_ + i);
+                float* qi = &q_[size_t((off[b] + i) * q_dim)];
+                float* ki = &k_[size_t((off[b] + i) * kv_dim)];
+                if (spec.qk_norm) {
+                    ops::rms_norm_heads(qi, L.attn_q_norm.data(), hp.n_head, hd, hp.rms_eps);
+                    ops::rms_norm_heads(ki, L.attn_k_norm.data(), hp.n_head_kv, hd, hp.rms_eps);
+                }
+                rope.apply(qi, hp.n_head, hd, c.n_past_ + i, ggml);
+                rope.apply(ki, hp.n_head_kv, hd, c.n_past_ + i, ggml);
+                if (spec.attn.q_scale != 1.f)
+                    for (int64_t d = 0; d < q_dim; ++d) qi[d] *= spec.attn.q_scale;
             }
             // The cache stores post-RoPE K and V in its own format and answers attention for
             // these queries straight from it (kv/kv_cache.h).
@@ -202,25 +189,26 @@ Status Context::eval_batch(std::span<BatchItem> items) {
                 undo();  // drop this call's appends in every sequence and layer
                 return st;
             }
-            cache.attend(&q_[size_t(off[b] * q_dim)], nb, &att_[size_t(off[b] * q_dim)], kv::AttendOpts{&pool, exact, c0.params_.flash_attn, pool.n_threads()});
+            cache.attend(&q_[size_t(off[b] * q_dim)], nb, &att_[size_t(off[b] * q_dim)], attend_opts);
             for (AttentionHook* h : c.attention_hooks_)
                 h->after_attention(int(l), &q_[size_t(off[b] * q_dim)], &k_[size_t(off[b] * kv_dim)],
                                    &v_[size_t(off[b] * kv_dim)], &att_[size_t(off[b] * q_dim)], nb, c.n_past_);
         }
         matmul(L.wo, att_.data(), n, h_.data(), off);
+        if (spec.post_attn_norm)
+            for (int64_t i = 0; i < n; ++i)
+                ops::rms_norm(&h_[size_t(i * E)], L.attn_post_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
         for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] += h_[size_t(i)];
 
-        for (int64_t i = 0; i < n; ++i) rmsnorm(&x_[size_t(i * E)], L.ffn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
+        // FFN: norm -> gate/up -> act(gate) * up -> down -> (post norm).
+        for (int64_t i = 0; i < n; ++i) ops::rms_norm(&x_[size_t(i * E)], L.ffn_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
         matmul3(L.gate, L.up, nullptr, h_.data(), n, g_.data(), u_.data(), nullptr, off);
-        if (exact) {
-            for (int64_t i = 0; i < n * hp.n_ff; ++i) {
-                const float g = g_[size_t(i)];
-                g_[size_t(i)] = g / (1.0f + std::exp(-g)) * u_[size_t(i)];
-            }
-        } else {
-            for (int64_t i = 0; i < n; ++i) ops::swiglu_ggml(&g_[size_t(i * hp.n_ff)], &u_[size_t(i * hp.n_ff)], hp.n_ff);
-        }
+        for (int64_t i = 0; i < n; ++i)
+            ops::gated_act(spec.act, &g_[size_t(i * hp.n_ff)], &u_[size_t(i * hp.n_ff)], hp.n_ff, ggml);
         matmul(L.down, g_.data(), n, h_.data(), off);
+        if (spec.post_ffn_norm)
+            for (int64_t i = 0; i < n; ++i)
+                ops::rms_norm(&h_[size_t(i * E)], L.ffn_post_norm.data(), &h_[size_t(i * E)], E, hp.rms_eps);
         for (int64_t i = 0; i < n * E; ++i) x_[size_t(i)] += h_[size_t(i)];
         for (size_t b = 0; b < items.size(); ++b)
             for (LayerHook* hook : items[b].ctx->hooks_)
@@ -234,12 +222,13 @@ Status Context::eval_batch(std::span<BatchItem> items) {
         const int64_t nb = off[b + 1] - off[b];
         const int64_t first = items[b].all_logits ? 0 : nb - 1;
         for (int64_t i = first; i < nb; ++i, ++n_out)
-            rmsnorm(&x_[size_t((off[b] + i) * E)], model.output_norm.data(), &h_[size_t(n_out * E)], E, hp.rms_eps);
+            ops::rms_norm(&x_[size_t((off[b] + i) * E)], model.output_norm.data(), &h_[size_t(n_out * E)], E, hp.rms_eps);
         out_off[b + 1] = n_out;
     }
     std::vector<float>& all = c0.logits_batch_;
     all.resize(size_t(n_out * hp.n_vocab));
     matmul(model.output, h_.data(), n_out, all.data(), out_off);
+    if (hp.logit_softcap > 0) ops::softcap(all.data(), n_out * hp.n_vocab, hp.logit_softcap);
     for (size_t b = 0; b < items.size(); ++b) {
         Context& c = *items[b].ctx;
         c.logits_.assign(all.begin() + out_off[b] * hp.n_vocab, all.begin() + out_off[b + 1] * hp.n_vocab);

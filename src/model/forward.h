@@ -84,7 +84,6 @@ private:
     ThreadPool* pool_ = nullptr;
     int64_t n_past_ = 0;
     std::unique_ptr<kv::KvCache> kv_;  // per layer: post-RoPE K and V in the chosen format
-    float rope_theta_scale_ = 1.f;  // base^(-2/n_rot)
     std::vector<LayerHook*> hooks_;
     std::vector<MatmulHook*> matmul_hooks_;
     std::vector<AttentionHook*> attention_hooks_;

@@ -61,7 +61,7 @@ public:
     void attend(const float* q, int64_t n, float* out, const AttendOpts& o) const override {
         if (!o.exact && o.flash) return attend_flash(q, n, out, o);
         const int64_t hd = s_.head_dim, n_head = s_.n_head, group = s_.n_head / s_.n_head_kv;
-        const float scale = 1.0f / std::sqrt(float(hd));
+        const float scale = score_scale(o, int(hd));
         const bool ggml = !o.exact;
         // llama.cpp multiplies prompt batches (2+ query rows) with tinyBLAS, whose dot
         // order differs from ggml_vec_dot_f16's (codecs.h); it needs a multiple of 16 values,
@@ -75,12 +75,14 @@ public:
             std::vector<const uint16_t*> chunks(static_cast<size_t>(n_pages));
             for (int64_t jb = b; jb < e; jb += step) {
                 const int64_t i = jb / n_head, h = jb % n_head, kvh = h / group;
-                const int64_t n_vis = n_ - n + i + 1;
+                const KeySpan span = visible_keys(o, n_, n, i);
+                const int64_t n_vis = span.end;
                 const int64_t n_kv = ggml ? n_kv_pad : n_vis;
                 const float* qrow = q + i * n_head * hd + h * hd;
                 for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = fp32_to_fp16(qrow[d]);
                 float mx = -INFINITY;
-                for (int64_t j = 0; j < n_vis; ++j) {
+                for (int64_t j = 0; j < span.first; ++j) scores[size_t(j)] = -INFINITY;
+                for (int64_t j = span.first; j < n_vis; ++j) {
                     const uint16_t* kr = page16(j / kPage) + size_t(j % kPage) * kv_dim_ + size_t(kvh * hd);
                     float s = 0;
                     if (sgemm) {
@@ -218,7 +220,7 @@ private:
 // decides between the first two bodies.
 void Fp16Cache::attend_flash(const float* q, int64_t n, float* out, const AttendOpts& o) const {
     const int64_t hd = s_.head_dim, n_head = s_.n_head, group = s_.n_head / s_.n_head_kv;
-    const float scale = 1.0f / std::sqrt(float(hd));
+    const float scale = score_scale(o, int(hd));
     const int64_t n_cells = std::min(std::max<int64_t>(256, (n_ + 255) / 256 * 256), std::max(s_.n_ctx, n_));
     const int nth = std::max(1, o.n_threads);
     const bool split = n == 1 && n_cells >= 512;
@@ -265,17 +267,20 @@ void Fp16Cache::attend_flash(const float* q, int64_t n, float* out, const Attend
         };
         for (int64_t jb = b; jb < e; jb += step) {
             const int64_t i = jb / n_head, h = jb % n_head, kvh = h / group;
-            const int64_t n_vis = n_ - n + i + 1;
+            // Masked cells (before a sliding window's start) are skipped, as llama.cpp's
+            // flash op skips cells whose mask is -inf.
+            const KeySpan span = visible_keys(o, n_, n, i);
+            const int64_t n_vis = span.end, first = span.first;
             const float* qrow = q + i * n_head * hd + h * hd;
             float* od = out + i * n_head * hd + h * hd;
             if (tiled) {
                 float M = -INFINITY, S = 0.f;
                 std::fill(fin.begin(), fin.end(), 0.f);
                 vr.resize(64);
-                for (int64_t tile = 0; tile * 64 < n_vis; ++tile) {
+                for (int64_t tile = first / 64; tile * 64 < n_vis; ++tile) {
                     const int64_t t0 = tile * 64, n_in = std::min<int64_t>(64, n_vis - t0);
                     flash_scores_f32(qrow, &kt[size_t((kvh * n_tiles + tile) * hd * 64)], hd, kq);
-                    for (int t = 0; t < 64; ++t) kq[t] = t < n_in ? kq[t] * scale : -INFINITY;
+                    for (int t = 0; t < 64; ++t) kq[t] = t < n_in && t0 + t >= first ? kq[t] * scale : -INFINITY;
                     float tmax = -INFINITY;
                     for (int t = 0; t < n_in; ++t) tmax = std::max(tmax, kq[t]);
                     const float m_new = std::fmax(M, tmax);
@@ -296,7 +301,7 @@ void Fp16Cache::attend_flash(const float* q, int64_t n, float* out, const Attend
             for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = fp32_to_fp16(qrow[d]);
             if (!split) {
                 float M, S;
-                one_chunk(kvh, 0, n_vis, &M, &S);
+                one_chunk(kvh, first, n_vis, &M, &S);
                 const float inv = S == 0.0f ? 0.0f : 1.0f / S;
                 for (int64_t d = 0; d < hd; ++d) od[d] = acc[size_t(d)] * inv;
                 continue;
@@ -309,7 +314,7 @@ void Fp16Cache::attend_flash(const float* q, int64_t n, float* out, const Attend
                 const int64_t c0 = c * cs;
                 if (c0 >= n_cells) continue;
                 float Mc, Sc;
-                one_chunk(kvh, c0, std::min(c0 + cs, n_vis), &Mc, &Sc);
+                one_chunk(kvh, std::max(c0, first), std::min(c0 + cs, n_vis), &Mc, &Sc);
                 if (Sc == 0.0f) continue;
                 const float m_new = std::fmax(M, Mc);
                 const float so = std::exp(M - m_new), sn = std::exp(Mc - m_new);

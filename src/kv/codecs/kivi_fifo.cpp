@@ -260,7 +260,7 @@ void KiviFifoCache::attend(const float* q, int64_t n, float* out, const AttendOp
     TileLayout fpl;  // the FP16 row kernels need D % 64 == 0 for SIMD, else scalar
     fpl.D = D, fpl.G = 64;
     const TileKernels& kern = tile_kernels_for(fpl);
-    const float scale = 1.0f / std::sqrt(float(D));
+    const float scale = score_scale(o, D);
     const int64_t n_tok = n_tokens();
     auto job = [&](int64_t b, int64_t e) {
         std::vector<float> qs(size_t(g) * size_t(D)), a(qs.size()), acc(qs.size()), sc, gs(size_t(g) * kGroup);
@@ -269,7 +269,8 @@ void KiviFifoCache::attend(const float* q, int64_t n, float* out, const AttendOp
         for (int64_t jb = b; jb < e; ++jb) {
             const int64_t i = jb / hk;
             const int h = int(jb % hk);
-            const int64_t n_vis = n_tok - n + i + 1;
+            const KeySpan span = visible_keys(o, n_tok, n, i);
+            const int64_t n_vis = span.end;
             const size_t ld = size_t(n_vis);
             sc.assign(size_t(g) * ld, 0.f);
             for (int j = 0; j < g; ++j)
@@ -301,6 +302,7 @@ void KiviFifoCache::attend(const float* q, int64_t n, float* out, const AttendOp
             if (nkf) kern.fp_scores(fp_k_.data() + h * D, row_, int(nkf), D, qs.data(), g, &sc[size_t(nqk_)], ld);
             for (int j = 0; j < g; ++j) {
                 float* sj = &sc[size_t(j) * ld];
+                std::fill(sj, sj + span.first, -INFINITY);  // before a sliding window
                 sum[size_t(j)] = kern.exp_sum(sj, int(n_vis), kern.max(sj, int(n_vis)));
             }
             // Values: quantized rows with each group's scale and minimum folded into the weight.

@@ -316,14 +316,15 @@ public:
     void attend(const float* q, int64_t n, float* out, const AttendOpts& o) const override {
         const int hk = s_.n_head_kv, D = s_.head_dim, g = s_.n_head / hk, qf = c_.query_floats();
         const TileKernels& kern = tile_kernels(cpu::active_isa());  // max / exp_sum only
-        const float scale = 1.0f / std::sqrt(float(D));
+        const float scale = score_scale(o, D);
         auto job = [&](int64_t b, int64_t e) {
             std::vector<float> qs(static_cast<size_t>(D)), qp(size_t(g) * size_t(qf)), acc(qp.size()), sc;
             std::vector<double> sum(static_cast<size_t>(g));
             for (int64_t jb = b; jb < e; ++jb) {
                 const int64_t i = jb / hk;
                 const int h = int(jb % hk);
-                const int64_t n_vis = n_ - n + i + 1;
+                const KeySpan span = visible_keys(o, n_, n, i);
+                const int64_t n_vis = span.end;
                 const size_t ld = size_t(n_vis);
                 sc.assign(size_t(g) * ld, 0.f);
                 for (int j = 0; j < g; ++j) {
@@ -334,6 +335,7 @@ public:
                 for (int64_t t = 0; t < n_vis; ++t) c_.scores(row(t, h, 0), qp.data(), g, &sc[size_t(t)], ld);
                 for (int j = 0; j < g; ++j) {
                     float* sj = &sc[size_t(j) * ld];
+                    std::fill(sj, sj + span.first, -INFINITY);  // before a sliding window
                     sum[size_t(j)] = kern.exp_sum(sj, int(n_vis), kern.max(sj, int(n_vis)));
                 }
                 std::fill(acc.begin(), acc.end(), 0.f);

@@ -1,0 +1,118 @@
+// The block's named ops (block_ops.h). Where a body follows ggml's CPU backend, the
+// comment says which op it mirrors; docs/design.md ("Numerics modes") says why.
+#include "model/block_ops.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "ops/ggml_math.h"
+#include "tensor/dtype.h"
+
+namespace strata::model::ops {
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += double(x[i] * x[i]);
+    const float scale = 1.0f / std::sqrt(float(sum / double(n)) + eps);
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
+void rms_norm_heads(float* x, const float* w, int64_t n_heads, int64_t hd, float eps) {
+    for (int64_t h = 0; h < n_heads; ++h) rms_norm(x + h * hd, w, x + h * hd, hd, eps);
+}
+
+Rope Rope::from(const RopeSpec& s) {
+    Rope r;
+    r.kind = s.kind;
+    r.n_rot = s.n_rot;
+    r.theta_scale = std::pow(s.base, -2.0f / float(s.n_rot));
+    r.freq_scale = s.freq_scale;
+    return r;
+}
+
+void Rope::apply(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused) const {
+    if (kind == RopeKind::kNone) return;
+    const int64_t half = n_rot / 2;
+    // Pair i's two elements: adjacent (normal) or half a rotation apart (NeoX).
+    const int64_t stride = kind == RopeKind::kNeox ? half : 1;
+    const int64_t step = kind == RopeKind::kNeox ? 1 : 2;
+    for (int64_t h = 0; h < n_heads; ++h) {
+        float* r = v + h * hd;
+        float theta = float(pos);
+        for (int64_t i = 0; i < half; ++i, theta *= theta_scale) {
+            const float t = freq_scale == 1.f ? theta : freq_scale * theta;
+            const float c = std::cos(t), s = std::sin(t);
+            float* p0 = r + i * step;
+            float* p1 = p0 + stride;
+            const float a = *p0, b = *p1;
+            if (fused) {
+                *p0 = std::fma(a, c, -(b * s));
+                *p1 = std::fma(a, s, b * c);
+            } else {
+                *p0 = a * c - b * s;
+                *p1 = a * s + b * c;
+            }
+        }
+    }
+}
+
+void Rope::apply_inverse(float* v, int64_t n_heads, int64_t hd, int64_t pos) const {
+    if (kind == RopeKind::kNone) return;
+    const int64_t half = n_rot / 2;
+    const int64_t stride = kind == RopeKind::kNeox ? half : 1;
+    const int64_t step = kind == RopeKind::kNeox ? 1 : 2;
+    for (int64_t h = 0; h < n_heads; ++h) {
+        float* r = v + h * hd;
+        float theta = float(pos);
+        for (int64_t i = 0; i < half; ++i, theta *= theta_scale) {
+            const float t = freq_scale == 1.f ? theta : freq_scale * theta;
+            const float c = std::cos(t), s = -std::sin(t);
+            float* p0 = r + i * step;
+            float* p1 = p0 + stride;
+            const float a = *p0, b = *p1;
+            *p0 = a * c - b * s;
+            *p1 = a * s + b * c;
+        }
+    }
+}
+
+namespace {
+constexpr float kGeluCoefA = 0.044715f;
+constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+inline float gelu_tanh(float x) { return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kGeluCoefA * x * x))); }
+}  // namespace
+
+void gated_act(FfnAct act, float* g, const float* u, int64_t n, bool ggml) {
+    if (act == FfnAct::kSilu) {
+        if (ggml) {
+            strata::ops::swiglu_ggml(g, u, n);
+        } else {
+            for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+        }
+        return;
+    }
+    if (!ggml) {
+        for (int64_t i = 0; i < n; ++i) g[i] = gelu_tanh(g[i]) * u[i];
+        return;
+    }
+    // ggml's geglu: outside (-10, 10) the identity or zero, else GELU looked up at the
+    // input rounded to f16 (its table holds the f16 of the f32 formula at each f16 value).
+    for (int64_t i = 0; i < n; ++i) {
+        const float x = g[i];
+        if (x <= -10.0f) {
+            g[i] = 0.0f;
+        } else if (x >= 10.0f) {
+            g[i] = x * u[i];
+        } else {
+            const float xh = fp16_to_fp32(fp32_to_fp16(x));
+            g[i] = fp16_to_fp32(fp32_to_fp16(gelu_tanh(xh))) * u[i];
+        }
+    }
+}
+
+void softcap(float* x, int64_t n, float c) {
+    const float inv = 1.0f / c;
+    for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] * inv) * c;
+}
+
+}  // namespace strata::model::ops
