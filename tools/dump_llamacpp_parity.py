@@ -14,6 +14,10 @@ Writes tests/fixtures/reference/parity-smollm2-135m-q4_1.json:
   prompts: [{"source", "tokens"}], and per attention mode ("fa_on", "fa_off") the greedy
   tokens of each prompt and the top1 - top2 logit margin of every step.
 Run: .venv/bin/python tools/dump_llamacpp_parity.py [--n-gen 64]
+Gemma 3 (issue #15; llama-completion's swa_full = false, prompts past the 512-token window):
+  .venv/bin/python tools/dump_llamacpp_parity.py --model models/gemma-3-270m-q4_k_m.gguf \
+      --out tests/fixtures/reference/parity-gemma3-270m-q4_k_m.json --n-ctx 4096 \
+      --lengths 1,7,33,64,65,200,300,520,700
 """
 import argparse
 import ctypes
@@ -44,9 +48,10 @@ def tokenize(model, text):
     return list(buf[:n])
 
 
-def greedy(model, tokens, n_gen, flash):
+def greedy(model, tokens, n_gen, flash, n_ctx):
     cp = llama_cpp.llama_context_default_params()
-    cp.n_ctx = 0  # the model's training context, llama-completion's default
+    cp.n_ctx = n_ctx  # 0: the model's training context, llama-completion's default
+    cp.swa_full = False  # llama-completion's default (the C API's default is true)
     cp.n_batch = 2048
     cp.n_ubatch = 512
     cp.n_threads = N_THREADS
@@ -84,18 +89,23 @@ def greedy(model, tokens, n_gen, flash):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-gen", type=int, default=64)
+    ap.add_argument("--model", default=MODEL)
+    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--n-ctx", type=int, default=0, help="0 = the model's training context")
+    ap.add_argument("--lengths", default=",".join(map(str, LENGTHS)), help="prompt lengths in tokens")
     a = ap.parse_args()
+    lengths = [int(x) for x in a.lengths.split(",")]
     llama_cpp.llama_backend_init()
-    model = llama_cpp.llama_model_load_from_file(MODEL.encode(), llama_cpp.llama_model_default_params())
+    model = llama_cpp.llama_model_load_from_file(a.model.encode(), llama_cpp.llama_model_default_params())
     prompts = []
-    for i, n in enumerate(LENGTHS):
+    for i, n in enumerate(lengths):
         src = SOURCES[i % len(SOURCES)]
         toks = tokenize(model, open(os.path.join(ROOT, src), encoding="utf-8").read())
         start = (97 * i) % max(1, len(toks) - n)
         prompts.append({"source": f"{src} tokens [{start}, {start + n})", "tokens": toks[start:start + n]})
     report = {
-        "model": os.path.basename(MODEL), "llama_cpp_python": llama_cpp.__version__, "n_threads": N_THREADS,
-        "n_gen": a.n_gen,
+        "model": os.path.basename(a.model), "llama_cpp_python": llama_cpp.__version__, "n_threads": N_THREADS,
+        "n_gen": a.n_gen, "n_ctx": a.n_ctx, "swa_full": False,
         "how": "prompt in one llama_decode (n_batch 2048, n_ubatch 512), then one token per llama_decode; "
                "greedy = argmax, first index on ties; n_ctx = the model's training context",
         "prompts": prompts, "modes": {},
@@ -103,15 +113,15 @@ def main():
     for name, flash in (("fa_on", True), ("fa_off", False)):
         runs = []
         for p in prompts:
-            toks, margins = greedy(model, p["tokens"], a.n_gen, flash)
+            toks, margins = greedy(model, p["tokens"], a.n_gen, flash, a.n_ctx)
             runs.append({"greedy": toks, "margins": [round(m, 6) for m in margins]})
             print(f"{name} len {len(p['tokens'])}: min margin {min(margins):.4f}")
         report["modes"][name] = runs
     llama_cpp.llama_model_free(model)
-    with open(OUT, "w") as f:
+    with open(a.out, "w") as f:
         json.dump(report, f, indent=None, separators=(",", ":"))
         f.write("\n")
-    print(f"wrote {OUT}")
+    print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,24 @@ Command info_command() {
                    "head_dim {}, n_ff {}, rope_base {}, rms_eps {}\n",
                    hp.arch, hp.n_vocab, hp.n_ctx_train, hp.n_embd, hp.n_layer, hp.n_head, hp.n_head_kv, hp.head_dim,
                    hp.n_ff, hp.rope_base, hp.rms_eps);
+        fmt::print("  attention {}, embedding scale {}, logit soft-cap {}{}\n", hp.causal ? "causal" : "bidirectional",
+                   hp.embd_scale, hp.logit_softcap,
+                   hp.mask_token >= 0 ? fmt::format(", mask token {}", hp.mask_token) : std::string());
+        // Blocks, with runs of identical specs collapsed: "blocks 0-4: ...".
+        auto describe = [](const model::LayerSpec& s) {
+            return fmt::format("{}{}{}{} ffn, rope {} base {} scale {} dims {}, {}{}", s.qk_norm ? "q/k norm, " : "",
+                               s.post_attn_norm ? "post-attn norm, " : "", s.post_ffn_norm ? "post-ffn norm, " : "",
+                               model::ffn_act_name(s.act), model::rope_kind_name(s.rope.kind), s.rope.base,
+                               s.rope.freq_scale, s.rope.n_rot, s.attn.causal ? "causal" : "bidirectional",
+                               s.attn.window > 0 ? fmt::format(", window {}", s.attn.window) : std::string());
+        };
+        for (size_t l = 0; l < hp.layer.size();) {
+            const std::string d = describe(hp.layer[l]);
+            size_t e = l + 1;
+            while (e < hp.layer.size() && describe(hp.layer[e]) == d) ++e;
+            fmt::print("  block{} {}: {}\n", e - l > 1 ? "s" : "", e - l > 1 ? fmt::format("{}-{}", l, e - 1) : std::to_string(l), d);
+            l = e;
+        }
         return kExitOk;
     };
     return c;

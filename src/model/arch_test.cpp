@@ -59,7 +59,7 @@ TEST_P(ArchParity, AllPositionsMatchLlamaCpp) {
             cp.exact = exact;
             auto ctx = Context::create(**model, cp);
             ASSERT_TRUE(ctx) << ctx.error().message();
-            auto logits = (*ctx)->eval(tokens, /*all_logits=*/true);
+            auto logits = (*ctx)->eval_full(tokens);
             ASSERT_TRUE(logits) << logits.error().message();
             ASSERT_EQ(logits->size(), tokens.size() * size_t(V));
             const double tol = exact ? c.tol_f32 : c.tol_q8;
@@ -123,6 +123,13 @@ TEST(ArchParity, BidirectionalModelRefusesIncrementalEval) {
     auto again = (*ctx)->eval(std::span<const int32_t>(t, 1));
     ASSERT_FALSE(again);
     EXPECT_NE(again.error().message().find("bidirectional"), std::string::npos) << again.error().message();
+    // eval_full starts over, so repeated canvases are fine and give the same logits.
+    auto a = (*ctx)->eval_full(std::span<const int32_t>(t, 2));
+    ASSERT_TRUE(a);
+    const std::vector<float> first(a->begin(), a->end());
+    auto b = (*ctx)->eval_full(std::span<const int32_t>(t, 2));
+    ASSERT_TRUE(b);
+    EXPECT_TRUE(std::equal(first.begin(), first.end(), b->begin()));
 }
 
 }  // namespace

@@ -49,6 +49,14 @@ public:
     // or for every token when all_logits (n_tokens * n_vocab, row-major).
     Result<std::span<const float>> eval(std::span<const int32_t> tokens, bool all_logits = false);
 
+    // A whole sequence from an empty cache with logits at every position: the forward a
+    // masked-diffusion decoding step needs (bidirectional models, e.g. LLaDA, see every
+    // position; causal models see the prefix). Forgets what was cached before.
+    Result<std::span<const float>> eval_full(std::span<const int32_t> tokens) {
+        truncate(0);
+        return eval(tokens, /*all_logits=*/true);
+    }
+
     // Evaluates several sequences (distinct contexts of one model, same numerics mode) in
     // one pass: every matmul sees all their rows at once, so weights are read once per
     // step for the whole batch; RoPE positions, KV caches, attention and hooks stay per
