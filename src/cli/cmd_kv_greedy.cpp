@@ -105,13 +105,15 @@ Command kv_greedy_command() {
         kl_out << "kv\tprompt\tpos\tkl\n";
         seq_out << "kv\tprompt\tref_len\tcfg_len\tfirst_diff\tsame_share\n";
 
-        const ChatTemplate tmpl = chat_template_from_jinja(l->tokenizer->vocab().chat_template);
+        auto tmpl_r = resolve_chat_template("", *l->tokenizer);
+        if (!tmpl_r) return report(cmd, tmpl_r.error());
+        const ChatTemplate tmpl = *tmpl_r;
         const Tokenizer& tok = *l->tokenizer;
         std::vector<double> lsm;
         for (size_t p = 0; p < prompts.size(); ++p) {
             if (p % shard_n != shard_i) continue;
             const std::string text = apply_chat_template(tmpl, {{"user", prompts[p]}}, true);
-            const std::vector<int32_t> ids = tok.encode(text, false, true);
+            const std::vector<int32_t> ids = tok.encode(text, true, true);
             const int64_t n_max = std::min<int64_t>(st->n, l->ctx->n_ctx() - int64_t(ids.size()));
             if (n_max < 1)
                 return report(cmd, invalid_input("--prompts line {}: {} tokens leave no room in --ctx {}", p + 1,

@@ -26,6 +26,7 @@ Command serve_command() {
         double kv_budget_mb = 0;
         int64_t max_queue = 64;
         int64_t max_body_kb = 1024;
+        std::string chat_template;
     };
     auto st = std::make_shared<State>();
     Command c;
@@ -33,6 +34,7 @@ Command serve_command() {
     c.summary = "OpenAI-compatible HTTP server with continuous batching";
     c.declare = [st](CLI::App* app) {
         add_model_opts(app, st->mo);
+        add_chat_template_opt(app, st->chat_template);
         add_fv_opts(app, st->mo);
         app->add_option("--host", st->so.host, "address to listen on")->capture_default_str();
         app->add_option("--port", st->so.port, "port (0 = any free port)")->capture_default_str();
@@ -82,8 +84,9 @@ Command serve_command() {
         l->ctx.reset();
         auto eng = engine::Engine::create(*l->model, *l->tokenizer, eo);
         if (!eng) return report("serve", eng.error());
-        server::Server srv(**eng, *l->tokenizer, chat_template_from_jinja(l->tokenizer->vocab().chat_template), st->so,
-                           hooks->get());
+        auto tmpl = resolve_chat_template(st->chat_template, *l->tokenizer);
+        if (!tmpl) return report("serve", tmpl.error());
+        server::Server srv(**eng, *l->tokenizer, *tmpl, st->so, hooks->get());
         std::signal(SIGINT, on_signal);
         std::signal(SIGTERM, on_signal);
         std::atomic<bool> done{false};

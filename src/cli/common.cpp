@@ -181,6 +181,18 @@ std::vector<std::string> split_commas(const std::string& s) {
     return out;
 }
 
+void add_chat_template_opt(CLI::App* app, std::string& name) {
+    app->add_option("--chat-template", name,
+                    fmt::format("chat format ({}); default: from the model file", chat_template_names()));
+}
+
+Result<ChatTemplate> resolve_chat_template(const std::string& name, const Tokenizer& tok) {
+    if (name.empty()) return chat_template_for(tok.vocab());
+    auto t = chat_template_by_name(name);
+    if (!t) return invalid_input("--chat-template: {}", t.error().message());
+    return t;
+}
+
 int report(const std::string& cmd, const Status& s) {
     if (s.ok()) return kExitOk;
     fmt::print(stderr, "strata {}: {}\n", cmd, s.message());

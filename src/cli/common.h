@@ -14,6 +14,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "sampling/sampler.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace strata::cli {
@@ -36,6 +37,11 @@ struct ModelOpts {
 };
 
 void add_model_opts(CLI::App* app, ModelOpts& o);
+// --chat-template NAME (chat, serve, kv-greedy): overrides the template derived from the
+// model file; resolve_chat_template gives the model's own when name is empty and a usage
+// error naming the known templates for an unknown name.
+void add_chat_template_opt(CLI::App* app, std::string& name);
+Result<ChatTemplate> resolve_chat_template(const std::string& name, const Tokenizer& tok);
 void add_sampling_opts(CLI::App* app, sampling::SamplingParams& p);
 // --fv FILE[:SCALE] (generate, chat, perplexity): function vectors injected by load().
 void add_fv_opts(CLI::App* app, ModelOpts& o);

@@ -239,6 +239,17 @@ TEST(LlamaCppParity, RawPromptsGreedyTokenIdentical) {
     run_parity("parity-smollm2-135m-q4_1.json", root() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf", true);
 }
 
+// Gemma 3 270M Q4_K_M (`make models`): Q5_0 / Q8_0 / Q4_K / Q6_K weights, GELU, q/k and
+// post norms, sliding-window layers; prompts of 1 to 700 tokens, past the 512-token
+// window. llama.cpp as llama-completion runs it: swa_full off, n_ctx the training context.
+// Disabled until the q8 mode's K-quant dots (Q4_K, Q6_K) follow ggml's x86 order; today 5
+// of 9 (flash) and 4 of 9 (-fa off) continuations match (issue #15 progress note).
+TEST(LlamaCppParity, DISABLED_Gemma3GreedyTokenIdentical) {
+    const std::string path = root() + "/models/gemma-3-270m-q4_k_m.gguf";
+    if (!std::ifstream(path)) GTEST_SKIP() << path << " is absent (run `make models`)";
+    run_parity("parity-gemma3-270m-q4_k_m.json", path, false);
+}
+
 // eval_batch over several sequences gives each the logits it gets alone. Exact mode (f32
 // activations): batched rows only change f32 summation order, so 1e-3 is generous; in the
 // default mode an 8-bit activation rounding flip is amplified by the model (see README).

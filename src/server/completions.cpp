@@ -83,9 +83,9 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
             else msgs.insert(msgs.begin(), ChatMessage{"system", t});
         }
         const RenderedPrompt r = render_chat(tmpl, msgs, true);
-        prompt = tok.encode(r.text, false, r.markup);
+        prompt = tok.encode(r.text, true, r.markup);  // BOS where the vocab adds one
     } else {
-        prompt = tok.encode(cr.prompt, false, false);
+        prompt = tok.encode(cr.prompt, true, false);
     }
     if (prompt.empty()) return send_error(res, ApiError{400, "the prompt is empty after tokenization", "prompt"});
 

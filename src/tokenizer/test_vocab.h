@@ -1,6 +1,6 @@
-// Test helper shared by test binaries that need the real SmolLM2 vocabulary: the repository
-// path of a file and the default model's tokenizer. A missing model is a failure in those
-// tests, not a skip (`make model` fetches it).
+// Test helper shared by test binaries that need a real vocabulary: the repository path of a
+// file, the default model's tokenizer (a missing default model is a failure in those tests,
+// not a skip: `make model` fetches it) and Gemma 3 270M's (skipped when absent).
 #pragma once
 
 #include <fstream>
@@ -19,12 +19,13 @@ inline std::string repo_path(const std::string& rel) {
     return root + "/" + rel;
 }
 
-// The default model's tokenizer, or null with *error naming the problem.
-inline std::unique_ptr<Tokenizer> load_default_tokenizer(std::string* error) {
-    const std::string path = repo_path("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+// The tokenizer of a GGUF under the repository root, or null with *error naming the problem.
+inline std::unique_ptr<Tokenizer> load_tokenizer(const std::string& rel, const char* fetch_hint,
+                                                 std::string* error) {
+    const std::string path = repo_path(rel);
     auto file = gguf::File::open(path);
     if (!file) {
-        *error = path + ": " + file.error().message() + " (fetch the default model with `make model`)";
+        *error = path + ": " + file.error().message() + " (" + fetch_hint + ")";
         return nullptr;
     }
     auto tok = Tokenizer::from_gguf(**file);
@@ -33,6 +34,20 @@ inline std::unique_ptr<Tokenizer> load_default_tokenizer(std::string* error) {
         return nullptr;
     }
     return std::move(*tok);
+}
+
+// The default model's tokenizer, or null with *error naming the problem.
+inline std::unique_ptr<Tokenizer> load_default_tokenizer(std::string* error) {
+    return load_tokenizer("models/SmolLM2-135M-Instruct.Q4_1.gguf",
+                          "fetch the default model with `make model`", error);
+}
+
+// Gemma 3 270M (SentencePiece vocab, issue #15). Tests that need it skip when the file is
+// absent: `make models` fetches it, and `make test` depends on that.
+inline constexpr const char* kGemma3Path = "models/gemma-3-270m-q4_k_m.gguf";
+inline bool gemma3_present() { return std::ifstream(repo_path(kGemma3Path)).good(); }
+inline std::unique_ptr<Tokenizer> load_gemma3_tokenizer(std::string* error) {
+    return load_tokenizer(kGemma3Path, "fetch it with `make models`", error);
 }
 
 }  // namespace strata::test

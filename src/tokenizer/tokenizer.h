@@ -1,6 +1,8 @@
 // Tokenizer built from GGUF metadata (shared/specs/gguf-and-llama.md §4): GPT-2 byte-level
-// BPE with the model's declared pre-tokenizer, special tokens matched whole, BOS/EOS per
-// metadata. Chat templates live in chat_template.h; Unicode classes in unicode.h.
+// BPE with the model's declared pre-tokenizer (tokenizer.ggml.model = "gpt2": SmolLM2,
+// Qwen3) or SentencePiece with byte fallback ("llama": Gemma 3), special tokens matched
+// whole, BOS/EOS per metadata. Chat templates live in chat_template.h; Unicode classes and
+// pre-tokenizers in unicode.h; the SentencePiece merge loop in spm.h.
 #pragma once
 
 #include <cstdint>
@@ -25,14 +27,19 @@ enum class TokenType : int32_t {
 };
 
 struct Vocab {
-    std::string model;  // tokenizer.ggml.model, e.g. "gpt2"
-    std::string pre;    // tokenizer.ggml.pre, e.g. "smollm"
-    std::vector<std::string> tokens;     // by id, byte-level mapped text
+    std::string model;  // tokenizer.ggml.model: "gpt2" (BPE) or "llama" (SentencePiece)
+    std::string pre;    // tokenizer.ggml.pre, e.g. "smollm", "qwen2"; ignored for "llama"
+    std::vector<std::string> tokens;     // by id; BPE: byte-level mapped text, SPM: ' ' as U+2581
     std::vector<TokenType> types;        // by id
-    std::vector<std::string> merges;     // "left right", rank = index
+    std::vector<std::string> merges;     // BPE only: "left right", rank = index
+    std::vector<float> scores;           // SPM only, by id (empty: all 0, as llama.cpp)
     TokenId bos = -1, eos = -1, unk = -1, pad = -1, eot = -1;  // -1: not set
     TokenId eom = -1;  // end of message (tool call), optional
     bool add_bos = false, add_eos = false;
+    // SPM: a raw fragment at the start or after a special token gets a leading space, and
+    // decode() drops one leading space. from_gguf applies llama.cpp's default (true for
+    // "llama", false otherwise) unless tokenizer.ggml.add_space_prefix says otherwise.
+    bool add_space_prefix = false;
     std::string chat_template;  // raw Jinja text from the file (may be empty)
 };
 
@@ -53,8 +60,11 @@ public:
     // in message content, their text is tokenized as plain text.
     std::vector<TokenId> encode(std::string_view text, bool add_special,
                                 const std::vector<std::pair<size_t, size_t>>& markup) const;
-    // Raw bytes of one token (control tokens render as their text when render_special).
+    // Raw bytes of one token (control and unknown tokens render as their text only when
+    // render_special).
     std::string token_to_piece(TokenId id, bool render_special = true) const;
+    // The pieces joined, as llama.cpp's llama_detokenize(remove_special = false): with
+    // add_space_prefix, one leading space of the first piece is dropped.
     std::string decode(const std::vector<TokenId>& ids, bool render_special = true) const;
 
     const Vocab& vocab() const { return vocab_; }

@@ -338,11 +338,11 @@ TEST(SmallVocab, ValidationMessages) {
     EXPECT_EQ(create_error(small_vocab({"a "})),
               "tokenizer: tokenizer.ggml.merges[0] \"a \" is not of the form \"left right\"");
     EXPECT_EQ(create_error(small_vocab({}, "llama3")),
-              "tokenizer: unsupported tokenizer.ggml.pre \"llama3\" (supported: smollm, gpt2)");
+              "tokenizer: unsupported tokenizer.ggml.pre \"llama3\" (supported: smollm, gpt2, qwen2)");
     v = small_vocab({});
-    v.model = "llama";
+    v.model = "bert";
     EXPECT_EQ(create_error(v),
-              "tokenizer: unsupported tokenizer.ggml.model \"llama\" (supported: gpt2)");
+              "tokenizer: unsupported tokenizer.ggml.model \"bert\" (supported: gpt2, llama)");
     v = small_vocab({});
     v.eos = 257;
     EXPECT_EQ(create_error(v), "tokenizer: eos_token_id 257 is out of range (vocab has 257 tokens)");
@@ -389,6 +389,13 @@ struct MiniGguf {
         put<uint64_t>(v.size());
         for (int32_t x : v) put(x);
     }
+    void kv_f32s(std::string_view k, const std::vector<float>& v) {
+        key(k, gguf::ValueType::ARRAY);
+        put(uint32_t(gguf::ValueType::F32));
+        put<uint64_t>(v.size());
+        for (float x : v) put(x);
+    }
+    void kv_bool(std::string_view k, bool v) { key(k, gguf::ValueType::BOOL), put(uint8_t(v)); }
     std::vector<uint8_t> image() const {  // header (v3, no tensors) + kv pairs + pad
         MiniGguf h;
         h.put(uint32_t(0x46554747u)), h.put(uint32_t(3)), h.put(uint64_t(0)), h.put(n_kv);
@@ -451,6 +458,50 @@ TEST(FromGguf, ErrorMessages) {
     h.kv_strs("tokenizer.ggml.token_type", {"x"});
     EXPECT_EQ(err(h), "tokenizer: tokenizer.ggml.token_type: expected an array of integers, file "
                       "has an array of string");
+}
+
+// A SentencePiece vocab ("llama"): scores read as floats, llama.cpp's defaults (bos 1,
+// eos 2, unk 0, add BOS, space prefix) where the metadata is silent.
+TEST(FromGguf, ReadsASentencePieceVocab) {
+    const std::vector<std::string> tokens = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a",
+                                             "\xE2\x96\x81" "a"};
+    auto image = [&](bool with_flags) {
+        MiniGguf g;
+        g.kv_str("tokenizer.ggml.model", "llama");
+        g.kv_str("tokenizer.ggml.pre", "default");
+        g.kv_strs("tokenizer.ggml.tokens", tokens);
+        g.kv_f32s("tokenizer.ggml.scores", {0, 0, 0, -2, -1, -0.5f});
+        g.kv_i32s("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1});
+        if (with_flags) {
+            g.kv_bool("tokenizer.ggml.add_space_prefix", false);
+            g.kv_bool("tokenizer.ggml.add_bos_token", false);
+            g.kv_u32("tokenizer.ggml.bos_token_id", 2);
+        }
+        return g;
+    };
+    auto t = tokenizer_from(image(false));
+    ASSERT_TRUE(t) << t.error().message();
+    EXPECT_EQ((*t)->vocab().scores, (std::vector<float>{0, 0, 0, -2, -1, -0.5f}));
+    EXPECT_EQ((*t)->bos(), 1);
+    EXPECT_EQ((*t)->eos(), 2);
+    EXPECT_EQ((*t)->vocab().unk, 0);
+    EXPECT_TRUE((*t)->vocab().add_bos);
+    EXPECT_TRUE((*t)->vocab().add_space_prefix);
+    EXPECT_EQ((*t)->encode("a", true), (std::vector<TokenId>{1, 5}));  // <s> "▁a"
+    auto f = tokenizer_from(image(true));
+    ASSERT_TRUE(f) << f.error().message();
+    EXPECT_EQ((*f)->bos(), 2);
+    EXPECT_FALSE((*f)->vocab().add_bos);
+    EXPECT_FALSE((*f)->vocab().add_space_prefix);
+    EXPECT_EQ((*f)->encode("a", true), (std::vector<TokenId>{4}));
+    MiniGguf bad;
+    bad.kv_str("tokenizer.ggml.model", "llama");
+    bad.kv_strs("tokenizer.ggml.tokens", tokens);
+    bad.kv_strs("tokenizer.ggml.scores", tokens);
+    auto b = tokenizer_from(bad);
+    ASSERT_FALSE(b);
+    EXPECT_EQ(b.error().message(), "tokenizer: tokenizer.ggml.scores: expected an array of numbers, "
+                                   "file has an array of string");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 // UTF-8 decoding, ICU-backed character classes, the GPT-2 byte map and the GPT-2 /
-// smollm pre-tokenizer. The matcher mirrors llama.cpp's unicode_regex_split_custom_gpt2
-// (src/unicode.cpp) branch for branch, because the "regex" semantics that matter (which
-// space joins which word, where a whitespace run is cut) are defined by that code, not by
-// a regex engine. See unicode.h for the contracts.
+// smollm / qwen2 pre-tokenizers. The matchers mirror llama.cpp's
+// unicode_regex_split_custom_gpt2 and _qwen2 (src/unicode.cpp) branch for branch, because
+// the "regex" semantics that matter (which space joins which word, where a whitespace run
+// is cut) are defined by that code, not by a regex engine. See unicode.h for the contracts.
 #include "tokenizer/unicode.h"
 
 #include <array>
@@ -217,6 +217,87 @@ void split_gpt2(const Decoded& d, size_t ini, size_t end, std::vector<Span>* out
     }
 }
 
+// Simple lowercase mapping (llama.cpp's unicode_tolower); only ASCII letters can map onto
+// the contraction letters, but ICU decides rather than an assumption.
+uint32_t to_lower(uint32_t cpt) {
+    if (cpt < 128) return (cpt >= 'A' && cpt <= 'Z') ? cpt + 32 : cpt;
+    return cpt > 0x10FFFF ? cpt : uint32_t(u_tolower(UChar32(cpt)));
+}
+
+// The qwen2 matcher over code points [ini, end) of d (llama.cpp's
+// unicode_regex_split_custom_qwen2); the alternatives are tried in the pattern's order.
+void split_qwen2(const Decoded& d, size_t ini, size_t end, std::vector<Span>* out) {
+    auto flags_at = [&](size_t p) -> uint8_t { return p < end ? d.flags[p] : kEnd; };
+    auto cpt_at = [&](size_t p) -> uint32_t { return p < end ? d.cpts[p] : kNoCpt; };
+    auto is_cr_lf = [](uint32_t c) { return c == '\r' || c == '\n'; };
+    size_t prev = ini;
+    auto emit = [&](size_t e) {
+        if (e > prev) out->push_back({d.offs[prev], d.offs[e]});
+        prev = e;
+    };
+    constexpr uint8_t kClassed = kLetter | kNumber | kWhitespace | kEnd;
+    for (size_t pos = ini; pos < end;) {
+        const uint32_t cpt = d.cpts[pos];
+        const uint8_t f = d.flags[pos];
+        // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+        if (cpt == '\'' && pos + 1 < end) {
+            const uint32_t c1 = to_lower(cpt_at(pos + 1));
+            if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') {
+                pos += 2;
+                emit(pos);
+                continue;
+            }
+            if (pos + 2 < end) {
+                const uint32_t c2 = to_lower(cpt_at(pos + 2));
+                if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) {
+                    pos += 3;
+                    emit(pos);
+                    continue;
+                }
+            }
+        }
+        // [^\r\n\p{L}\p{N}]?\p{L}+ : any one non-letter lead (space, punctuation, ...)
+        if (!is_cr_lf(cpt) && !(f & kNumber) && ((f & kLetter) || (flags_at(pos + 1) & kLetter))) {
+            ++pos;
+            while (flags_at(pos) & kLetter) ++pos;
+            emit(pos);
+            continue;
+        }
+        if (f & kNumber) {  // \p{N}: one digit per piece
+            emit(++pos);
+            continue;
+        }
+        //  ?[^\s\p{L}\p{N}]+[\r\n]*  (a space before the end of the piece also lands here)
+        const uint8_t f2 = cpt == ' ' ? flags_at(pos + 1) : f;
+        if (!(f2 & (kLetter | kNumber | kWhitespace))) {
+            pos += (cpt == ' ');
+            while (!(flags_at(pos) & kClassed)) ++pos;
+            while (is_cr_lf(cpt_at(pos))) ++pos;
+            emit(pos);
+            continue;
+        }
+        size_t n_ws = 0, last_cr_lf = 0;
+        for (; flags_at(pos + n_ws) & kWhitespace; ++n_ws)
+            if (is_cr_lf(d.cpts[pos + n_ws])) last_cr_lf = pos + n_ws + 1;
+        if (last_cr_lf > 0) {  // \s*[\r\n]+ : up to the last \r or \n of the run
+            pos = last_cr_lf;
+            emit(pos);
+            continue;
+        }
+        if (n_ws > 1 && pos + n_ws < end) {  // \s+(?!\S): leave the last one for the word
+            pos += n_ws - 1;
+            emit(pos);
+            continue;
+        }
+        if (n_ws > 0) {  // \s+
+            pos += n_ws;
+            emit(pos);
+            continue;
+        }
+        emit(++pos);  // no alternative matched (not reachable for valid flags)
+    }
+}
+
 }  // namespace
 
 uint8_t cpt_flags(uint32_t cpt) { return cpt < 128 ? ascii_flags()[cpt] : icu_flags(cpt); }
@@ -227,12 +308,16 @@ int cpt_to_byte(uint32_t cpt) {
     return cpt < byte_map().from_cpt.size() ? byte_map().from_cpt[cpt] : -1;
 }
 
-void pretokenize(std::string_view text, bool split_digits, std::vector<Span>* out) {
+void pretokenize(std::string_view text, PreTokenizer pre, std::vector<Span>* out) {
     if (text.empty()) return;
     Decoded d;
     decode_all(text, &d);
     const size_t n = d.cpts.size();
-    if (!split_digits) {
+    if (pre == PreTokenizer::kQwen2) {
+        split_qwen2(d, 0, n, out);
+        return;
+    }
+    if (pre == PreTokenizer::kGpt2) {
         split_gpt2(d, 0, n, out);
         return;
     }

@@ -1,8 +1,8 @@
 // Unicode pieces of the byte-level BPE tokenizer (shared/specs/gguf-and-llama.md §4.2):
-// lenient UTF-8 decoding, the three character classes the GPT-2 pre-tokenizer needs
+// lenient UTF-8 decoding, the three character classes the pre-tokenizers need
 // (\p{L}, \p{N}, White_Space, taken from ICU), the GPT-2 byte <-> code point map, and the
-// pre-tokenizer itself, which cuts text into byte ranges exactly like llama.cpp's
-// hand-written matcher. BPE merging and vocab lookup live in tokenizer.cpp.
+// pre-tokenizers themselves (gpt2, smollm, qwen2), which cut text into byte ranges exactly
+// like llama.cpp's hand-written matchers. BPE merging and vocab lookup live in tokenizer.cpp.
 #pragma once
 
 #include <cstddef>
@@ -52,10 +52,16 @@ struct Span {
     size_t end = 0;
 };
 
-// The GPT-2 pattern 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-// applied left to right. With split_digits (the `smollm` pre-tokenizer) every \p{N} code
-// point is first cut out as its own piece and the pattern runs inside each remaining piece.
+// The byte-level BPE pre-tokenizers (tokenizer.ggml.pre) we implement:
+//   kGpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//   kSmollm: every \p{N} code point cut out as its own piece first, then kGpt2 inside each
+//            remaining piece (llama.cpp applies its regex list in sequence)
+//   kQwen2:  (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+//            \s*[\r\n]+|\s+(?!\S)|\s+   (Qwen2/2.5/3's tokenizer.json pattern)
+// each applied left to right as llama.cpp's hand-written matchers do.
+enum class PreTokenizer : uint8_t { kGpt2, kSmollm, kQwen2 };
+
 // Appends the pieces, in order and covering all of text, to *out.
-void pretokenize(std::string_view text, bool split_digits, std::vector<Span>* out);
+void pretokenize(std::string_view text, PreTokenizer pre, std::vector<Span>* out);
 
 }  // namespace strata::unicode
