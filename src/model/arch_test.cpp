@@ -14,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kv/kv_cache.h"
 #include "model/forward.h"
 
 namespace strata::model {
@@ -109,6 +110,48 @@ INSTANTIATE_TEST_SUITE_P(Archs, ArchParity,
                                  if (ch == '-') ch = '_';
                              return n;
                          });
+
+// Every KV format runs on the new blocks (q/k norms, NeoX RoPE, sliding windows, head sizes
+// other than 64) or refuses the shape with an error naming the format. Finite logits for
+// all; fp32 and fp16 within the 0.05 of the parity test of llama.cpp's logits (its f16
+// cache), q8_0 within 0.5 (8-bit keys and values move these logits by about 0.2).
+TEST(ArchParity, EveryKvFormatRunsOrRefusesClearly) {
+    for (const char* fixture : {"arch-gemma3.json", "arch-qwen3.json"}) {
+        std::ifstream in(root() + "/tests/fixtures/reference/" + fixture);
+        ASSERT_TRUE(in);
+        const auto ref = nlohmann::json::parse(in);
+        auto model = load_model(root() + "/tests/fixtures/models/" + ref["file"].get<std::string>());
+        ASSERT_TRUE(model) << model.error().message();
+        const std::vector<int32_t> tokens = ref["sequences"][0]["tokens"];
+        const auto& want = ref["sequences"][0]["logits"];
+        const size_t V = size_t((*model)->hp.n_vocab);
+        int ran = 0;
+        for (const std::string& kv : kv::kv_method_names()) {
+            SCOPED_TRACE(std::string(fixture) + " --kv " + kv);
+            ContextParams cp;
+            cp.n_ctx = 64;
+            cp.kv = {kv, kv};
+            auto ctx = Context::create(**model, cp);
+            if (!ctx) {
+                EXPECT_NE(ctx.error().message().find(kv.substr(0, 4)), std::string::npos) << ctx.error().message();
+                continue;
+            }
+            auto logits = (*ctx)->eval_full(tokens);
+            ASSERT_TRUE(logits) << logits.error().message();
+            double worst = 0;
+            for (size_t p = 0; p < tokens.size(); ++p)
+                for (size_t v = 0; v < V; ++v) {
+                    const float x = (*logits)[p * V + v];
+                    ASSERT_TRUE(std::isfinite(x));
+                    worst = std::max(worst, std::fabs(double(x) - want[p][v].get<double>()));
+                }
+            if (kv == "fp32" || kv == "fp16") EXPECT_LE(worst, 0.05);
+            if (kv == "q8_0") EXPECT_LE(worst, 0.5);
+            ++ran;
+        }
+        EXPECT_GE(ran, 3);
+    }
+}
 
 // A bidirectional model refuses to extend a cached sequence: every position must see the
 // whole canvas, so the sequence is evaluated whole.
