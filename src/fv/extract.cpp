@@ -214,6 +214,7 @@ Result<ExtractResult> extract(const model::Model& m, model::Context& ctx, const 
     std::vector<double> mean_acc(size_t(LH * d), 0.0);
     const bool lrp = p.method == Method::kLrp;
     if (lrp) {
+        STRATA_TRY(relevance_supports(m));
         st.lrp_labels.assign(size_t(LH), 0.0);
         st.lrp_all.assign(size_t(LH), 0.0);
         st.lrp_signed.assign(size_t(LH), 0.0);

@@ -54,8 +54,8 @@ private:
 
 // Runs tokens from an empty cache with a Recorder attached (ctx must be exact, fp32 KV);
 // the context's hooks are restored afterwards.
-// The relevance pass is written for the llama block; other blocks get an error naming
-// the feature it lacks.
+// The relevance pass (relevance_pass) is written for the llama block; other blocks get an
+// error naming the feature it lacks. Recording and the mean / CIE methods take any block.
 Status relevance_supports(const model::Model& m);
 Result<ForwardRecord> record_forward(model::Context& ctx, std::span<const int32_t> tokens);
 
