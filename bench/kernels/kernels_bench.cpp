@@ -15,6 +15,11 @@
 //   prefill_model/<isa>/b<N> every matmul of an N-token prefill (tokens/s)
 //   *_f32/...              the same in the f32-activation mode (matvec_f32, decode_model_f32,
 //                          prefill_model_f32)
+//   gemma/matvec/<shape>/<mode>/t<N>  batch-1 matmul() on Gemma 3 270M Q4_K_M's shapes and
+//                          types (Q5_0, Q8_0, Q4_K, Q6_K; the 262144x640 Q8_0 head), cold
+//   gemma/decode/<mode>/t<N>   every matmul of one Gemma token (18 layers + head, 246 MB)
+//   gemma/gemm/<shape>/<mode>/b512/t<N>  one Gemma matrix against a 512-token prompt
+//   gemma/prefill/<mode>/b<N>/t2  every layer matmul of an N-token Gemma prefill
 // Run: build/bench/kernels_bench --benchmark_filter=decode_model  (see --help). The
 // machine is shared: use --benchmark_repetitions=5 and read the medians.
 #include <benchmark/benchmark.h>
@@ -43,8 +48,8 @@ std::vector<uint8_t> random_weights(DType t, int64_t rows, int64_t cols, uint64_
     const uint16_t scale = fp32_to_fp16(0.01f);
     for (size_t b = 0; b < w.size() / info.block_bytes; ++b) {
         uint8_t* blk = w.data() + b * info.block_bytes;
-        std::memcpy(blk, &scale, 2);
-        if (t == DType::Q4_1 || t == DType::Q5_1) std::memcpy(blk + 2, &scale, 2);
+        std::memcpy(blk + (t == DType::Q6_K ? 208 : 0), &scale, 2);  // Q6_K keeps d last
+        if (t == DType::Q4_1 || t == DType::Q5_1 || t == DType::Q4_K || t == DType::Q5_K) std::memcpy(blk + 2, &scale, 2);
     }
     return w;
 }
@@ -110,7 +115,7 @@ void BM_bandwidth(benchmark::State& st, int threads) {
 // The f32-mode decode kernel on the same L2-resident matrix, one thread: its compute rate
 // with memory out of the way (compare matvec_hot).
 void BM_f32_hot(benchmark::State& st, DType t, int64_t batch) {
-    const int64_t rows = 576, cols = 576;
+    const int64_t rows = 576, cols = dtype_info_checked(t).block_size == 256 ? 768 : 576;
     const auto w = random_weights(t, rows, cols, 1);
     const auto x = random_acts(cols * batch, 2);
     const size_t rb = dtype_row_bytes(t, uint64_t(cols));
@@ -241,6 +246,89 @@ void BM_tile(benchmark::State& st, DType t, GemmTileFn fn, bool offset_q8) {
         benchmark::Counter(double(st.iterations()) * 2.0 * double(kGemmRows * cols * tokens), benchmark::Counter::kIsRate);
 }
 
+// ---- Gemma 3 270M Q4_K_M (issue: K-quants) ----------------------------------------------
+// Per layer: q 1024x640 Q5_0, k 256x640 Q5_0, v 256x640 (Q8_0 or Q5_0), o 640x1024 Q4_K,
+// gate/up 2048x640 Q5_0, down 640x2048 (Q6_K where v is Q8_0, else Q4_K); the tied head
+// 262144x640 Q8_0. Layer types as in models/gemma-3-270m-q4_k_m.gguf.
+const Shape kGemma[] = {{"q", DType::Q5_0, 1024, 640},      {"k_v5", DType::Q5_0, 256, 640},
+                        {"v8", DType::Q8_0, 256, 640},      {"o", DType::Q4_K, 640, 1024},
+                        {"gate_up", DType::Q5_0, 2048, 640}, {"down4", DType::Q4_K, 640, 2048},
+                        {"down6", DType::Q6_K, 640, 2048},   {"head", DType::Q8_0, 262144, 640}};
+constexpr const char* kGemmaV8 = "885585585585585888";  // per layer: 8 -> v Q8_0 and down Q6_K
+
+struct GemmaModel {
+    std::vector<std::vector<const Shape*>> layers;
+    std::vector<std::vector<uint8_t>> w;  // in call order, then the head
+    size_t bytes = 0;
+    GemmaModel() {
+        uint64_t seed = 300;
+        for (int l = 0; l < 18; ++l) {
+            const bool v8 = kGemmaV8[l] == '8';
+            std::vector<const Shape*> m = {&kGemma[0], &kGemma[1], v8 ? &kGemma[2] : &kGemma[1], &kGemma[3],
+                                           &kGemma[4], &kGemma[4], v8 ? &kGemma[6] : &kGemma[5]};
+            for (const Shape* s : m) w.push_back(random_weights(s->type, s->rows, s->cols, seed++));
+            layers.push_back(m);
+        }
+        w.push_back(random_weights(kGemma[7].type, kGemma[7].rows, kGemma[7].cols, seed));
+        for (const auto& m : w) bytes += m.size();
+    }
+};
+
+void BM_gemma(benchmark::State& st, Isa isa, int64_t batch, int threads, bool f32) {
+    set_isa(st, isa);
+    static GemmaModel model;
+    const auto x = random_acts(batch * 2048, 7);
+    std::vector<float> y(size_t(std::max<int64_t>(batch * 2048, 262144)));
+    Acts scratch;
+    for (auto _ : st) {
+        size_t m = 0;
+        for (const auto& layer : model.layers)
+            for (const Shape* s : layer)
+                matmul(s->type, model.w[m++].data(), dtype_row_bytes(s->type, uint64_t(s->cols)), s->rows, x.data(), batch,
+                       s->cols, y.data(), s->rows, f32, pool(threads), &scratch);
+        if (batch == 1) {  // prefill computes logits of the last token only, and not here
+            const Shape& h = kGemma[7];
+            matmul(h.type, model.w[m].data(), dtype_row_bytes(h.type, uint64_t(h.cols)), h.rows, x.data(), 1, h.cols,
+                   y.data(), h.rows, f32, pool(threads), &scratch);
+        }
+        benchmark::DoNotOptimize(y.data());
+    }
+    st.SetItemsProcessed(int64_t(st.iterations()) * batch);  // tokens/s
+    if (batch == 1) st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(model.bytes));
+    force_isa(detected_isa());
+}
+
+void register_gemma() {
+    using benchmark::RegisterBenchmark;
+    std::vector<Isa> isas = {detected_isa()};
+    if (detected_isa() > Isa::kAvx2) isas.push_back(Isa::kAvx2);
+    for (bool f32 : {false, true}) {
+        const std::string mode = f32 ? "f32" : "q8";
+        for (Isa isa : isas) {
+            const std::string where = mode + "/" + isa_name(isa);
+            for (const Shape& s : kGemma)
+                for (int th : {1, 2})
+                    RegisterBenchmark(("gemma/matvec/" + std::string(s.name) + "/" + where + "/t" + std::to_string(th)).c_str(),
+                                      BM_matmul, s, isa, int64_t(1), th, f32)
+                        ->UseRealTime();
+            for (int th : {1, 2})
+                RegisterBenchmark(("gemma/decode/" + where + "/t" + std::to_string(th)).c_str(), BM_gemma, isa, int64_t(1),
+                                  th, f32)
+                    ->UseRealTime();
+            for (const Shape& s : kGemma)
+                for (int th : {1, 2})
+                    if (std::string(s.name) != "head")
+                        RegisterBenchmark(("gemma/gemm/" + std::string(s.name) + "/" + where + "/b512/t" + std::to_string(th)).c_str(),
+                                          BM_matmul, s, isa, int64_t(512), th, f32)
+                            ->UseRealTime();
+            for (int64_t b : {8, 64, 512})
+                RegisterBenchmark(("gemma/prefill/" + where + "/b" + std::to_string(b) + "/t2").c_str(), BM_gemma, isa, b, 2,
+                                  f32)
+                    ->UseRealTime();
+        }
+    }
+}
+
 std::vector<Isa> levels() {
     std::vector<Isa> v;
     for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni})
@@ -260,7 +348,7 @@ void register_all() {
             if (isa != Isa::kScalar)
                 RegisterBenchmark(("matvec_hot/" + suffix).c_str(), BM_rows_hot, t, isa, true)->UseRealTime();
         }
-    for (DType t : quant)
+    for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
         for (int64_t b : {1, 2, 4, 8})
             RegisterBenchmark(("f32_hot/" + std::string(dtype_name(t)) + "/b" + std::to_string(b)).c_str(), BM_f32_hot, t, b)
                 ->UseRealTime();
@@ -325,6 +413,7 @@ void register_all() {
 
 int main(int argc, char** argv) {
     strata::cpu::register_all();
+    strata::cpu::register_gemma();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();

@@ -91,8 +91,11 @@ TEST_P(ArchParity, AllPositionsMatchLlamaCpp) {
                                                  logits->begin() + std::ptrdiff_t((p + 1) * size_t(V)));
                 step_diff = std::max(step_diff, max_abs_diff(*r, batched));
             }
-            if (exact) EXPECT_EQ(step_diff, 0.0) << "token-by-token differs from the batch in the f32 mode";
-            else EXPECT_LE(step_diff, tol);
+            if (exact) {
+                EXPECT_EQ(step_diff, 0.0) << "token-by-token differs from the batch in the f32 mode";
+            } else {
+                EXPECT_LE(step_diff, tol);
+            }
         }
     }
 }
@@ -145,8 +148,12 @@ TEST(ArchParity, EveryKvFormatRunsOrRefusesClearly) {
                     ASSERT_TRUE(std::isfinite(x));
                     worst = std::max(worst, std::fabs(double(x) - want[p][v].get<double>()));
                 }
-            if (kv == "fp32" || kv == "fp16") EXPECT_LE(worst, 0.05);
-            if (kv == "q8_0") EXPECT_LE(worst, 0.5);
+            if (kv == "fp32" || kv == "fp16") {
+                EXPECT_LE(worst, 0.05);
+            }
+            if (kv == "q8_0") {
+                EXPECT_LE(worst, 0.5);
+            }
             ++ran;
         }
         EXPECT_GE(ran, 3);
@@ -159,7 +166,9 @@ TEST(ArchParity, BidirectionalModelRefusesIncrementalEval) {
     auto model = load_model(root() + "/tests/fixtures/models/arch-llada.gguf");
     ASSERT_TRUE(model) << model.error().message();
     EXPECT_FALSE((*model)->hp.causal);
-    auto ctx = Context::create(**model, ContextParams{.n_ctx = 64});
+    ContextParams cp;
+    cp.n_ctx = 64;
+    auto ctx = Context::create(**model, cp);
     ASSERT_TRUE(ctx);
     const int32_t t[2] = {1, 2};
     ASSERT_TRUE((*ctx)->eval(std::span<const int32_t>(t, 2)));

@@ -30,7 +30,8 @@ Rope Rope::from(const RopeSpec& s) {
     return r;
 }
 
-void Rope::apply(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused) const {
+// Rotates every pair of every head by +angle (sin_sign 1) or -angle (-1).
+void Rope::rotate(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused, float sin_sign) const {
     if (kind == RopeKind::kNone) return;
     const int64_t half = n_rot / 2;
     // Pair i's two elements: adjacent (normal) or half a rotation apart (NeoX).
@@ -41,7 +42,7 @@ void Rope::apply(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused)
         float theta = float(pos);
         for (int64_t i = 0; i < half; ++i, theta *= theta_scale) {
             const float t = freq_scale == 1.f ? theta : freq_scale * theta;
-            const float c = std::cos(t), s = std::sin(t);
+            const float c = std::cos(t), s = sin_sign * std::sin(t);
             float* p0 = r + i * step;
             float* p1 = p0 + stride;
             const float a = *p0, b = *p1;
@@ -56,24 +57,12 @@ void Rope::apply(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused)
     }
 }
 
+void Rope::apply(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused) const {
+    rotate(v, n_heads, hd, pos, fused, 1.f);
+}
+
 void Rope::apply_inverse(float* v, int64_t n_heads, int64_t hd, int64_t pos) const {
-    if (kind == RopeKind::kNone) return;
-    const int64_t half = n_rot / 2;
-    const int64_t stride = kind == RopeKind::kNeox ? half : 1;
-    const int64_t step = kind == RopeKind::kNeox ? 1 : 2;
-    for (int64_t h = 0; h < n_heads; ++h) {
-        float* r = v + h * hd;
-        float theta = float(pos);
-        for (int64_t i = 0; i < half; ++i, theta *= theta_scale) {
-            const float t = freq_scale == 1.f ? theta : freq_scale * theta;
-            const float c = std::cos(t), s = -std::sin(t);
-            float* p0 = r + i * step;
-            float* p1 = p0 + stride;
-            const float a = *p0, b = *p1;
-            *p0 = a * c - b * s;
-            *p1 = a * s + b * c;
-        }
-    }
+    rotate(v, n_heads, hd, pos, false, -1.f);
 }
 
 namespace {

@@ -27,6 +27,9 @@ struct Rope {
     void apply(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused) const;
     // The inverse rotation (relevance / gradients): rotates by -angle.
     void apply_inverse(float* v, int64_t n_heads, int64_t hd, int64_t pos) const;
+
+private:
+    void rotate(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused, float sin_sign) const;
 };
 
 // g[i] = act(g[i]) * u[i]. SiLU: ggml's vectorized expf (ggml) or libm exp; GELU (tanh

@@ -6,7 +6,7 @@
 #include <cpuid.h>
 #endif
 
-#include "tensor/cpu/simd.h"
+#include "tensor/cpu/kquant.h"
 
 namespace strata::cpu {
 
@@ -67,6 +67,13 @@ const char* isa_name(Isa isa) {
 
 VecDotFn vec_dot_fn(DType wt, bool exact) {
     const Isa isa = active_isa();
+    if (!exact && is_kquant(wt)) {  // llama.cpp's vec_dot form (kquant.h)
+        if (isa >= Isa::kAvx512)
+            if (VecDotFn f = avx512_kq_vec_dot(wt)) return f;
+        if (isa >= Isa::kAvx2)
+            if (VecDotFn f = avx2_kq_vec_dot(wt)) return f;
+        return scalar_kq_vec_dot(wt);
+    }
     if (!exact) {
         if (isa >= Isa::kAvx512)
             if (VecDotFn f = avx512_vec_dot(wt, isa >= Isa::kAvx512Vnni)) return f;

@@ -41,6 +41,61 @@ inline __m256i high_bits(const uint8_t* qh) {  // bit j of qh -> 0x10 in byte j
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit), _mm256_set1_epi8(0x10));
 }
 
+// K-quant super-blocks: each 32-value group's codes built as bytes, widened 8 at a time.
+// Values equal dequantize_row's: d·sc and dmin·m are exact f32 products, code·(d·sc) is
+// exact, so fma(code, d·sc, -dmin·m) rounds once as the reference's d1·code - m1 does;
+// Q6_K's (code - 32)·(d·sc) is exact.
+void dequant_kq(DType wt, const uint8_t* b, float* out) {
+    float d1[16], m1[16] = {};  // per 16 values
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    if (wt == DType::Q6_K) {
+        const float d = h2f(uint16_t(b[208] | b[209] << 8));
+        for (int s = 0; s < 16; ++s) d1[s] = d * float(int8_t(b[192 + s]));
+    } else {
+        uint32_t u[4];  // ggml's 12-byte scale unpacking: bytes 0-7 scales, 8-15 minimums
+        std::memcpy(u, b + 4, 12);
+        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+        const uint32_t aux = u[1] & 0x3f3f3f3f;
+        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+        u[2] = aux;
+        u[0] &= 0x3f3f3f3f;
+        uint8_t sm[16];
+        std::memcpy(sm, u, 16);
+        const float d = h2f(uint16_t(b[0] | b[1] << 8)), dmin = h2f(uint16_t(b[2] | b[3] << 8));
+        for (int s = 0; s < 16; ++s) d1[s] = d * float(sm[s / 2]), m1[s] = dmin * float(sm[8 + s / 2]);
+    }
+    alignas(32) uint8_t codes[32];
+    for (int g = 0; g < 8; ++g, out += 32) {
+        __m256i c;
+        if (wt == DType::Q6_K) {
+            const int h = g / 4, k = g % 4;
+            const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32 * (k & 1)));
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+            const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128(4 * (k >> 1))), m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), _mm256_set1_epi8(3));
+            c = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+        } else {
+            const size_t qs = wt == DType::Q4_K ? 16 : 48;
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + qs + 32 * (g / 2)));
+            c = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(4 * (g % 2))), m4);
+            if (wt == DType::Q5_K) {
+                const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+                const __m256i hb = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(g)), _mm256_set1_epi8(1));
+                c = _mm256_or_si256(c, _mm256_slli_epi16(hb, 4));
+            }
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(codes), c);
+        for (int k = 0; k < 4; ++k) {
+            const int s = 2 * g + k / 2;
+            const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 8 * k))));
+            const __m256 r = wt == DType::Q6_K
+                                 ? _mm256_mul_ps(_mm256_sub_ps(v, _mm256_set1_ps(32.f)), _mm256_set1_ps(d1[s]))
+                                 : _mm256_fmadd_ps(v, _mm256_set1_ps(d1[s]), _mm256_set1_ps(-m1[s]));
+            _mm256_storeu_ps(out + 8 * k, r);
+        }
+    }
+}
+
 // Dequantizes one row (the reference dequantize_row for formats without a fast path).
 // Values equal the reference's exactly: code·d is exact in f32, so fma(code, d, m) and
 // the reference's code·d + m both round once.
@@ -79,6 +134,11 @@ void dequant_row(DType wt, const uint8_t* w, float* out, int64_t n) {
                 store_block(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)), true, h2f(b->d), 0.f, out + 32 * i);
             }
             return;
+        case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: {
+            const size_t bb = wt == DType::Q4_K ? 144 : wt == DType::Q5_K ? 176 : 210;
+            for (int64_t i = 0; i < n / 256; ++i) dequant_kq(wt, w + size_t(i) * bb, out + 256 * i);
+            return;
+        }
         default: dequantize_row(wt, w, out, n); return;
     }
 }

@@ -1,5 +1,5 @@
-// Scalar reference vec-dots (ggml's integer forms), activation preparation and the
-// vec-dot row loop. SIMD variants are in vec_dot_avx2.cpp / vec_dot_avx512.cpp and are
+// Scalar reference vec-dots (ggml's integer forms; the K-quants' are in kquant.cpp),
+// activation preparation and the vec-dot row loop. SIMD variants are in vec_dot_avx2.cpp / vec_dot_avx512.cpp and are
 // selected by vec_dot_fn() through dispatch; matmul() and the batched kernels it picks
 // are in matmul.cpp.
 #include "tensor/cpu/kernels.h"
@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/status.h"
+#include "tensor/cpu/kquant.h"
 #include "tensor/cpu/simd.h"
 
 namespace strata::cpu {
@@ -134,24 +135,6 @@ float dot_iq4_nl_q8_0(int64_t n, const void* w, const void* x) {
     return s;
 }
 
-// K-quants against Q8_K: dequantize the weight block to ints and use bsums for the mins.
-float dot_kquant_q8_k(DType wt, int64_t n, const void* w, const void* x) {
-    auto* b = static_cast<const BlockQ8_K*>(x);
-    const size_t wb = dtype_info_checked(wt).block_bytes;
-    float s = 0;
-    float tmp[256];
-    for (int64_t i = 0; i < n / 256; ++i) {
-        dequantize_row(wt, static_cast<const uint8_t*>(w) + size_t(i) * wb, tmp, 256);
-        float bs = 0;
-        for (int j = 0; j < 256; ++j) bs += tmp[j] * float(b[i].qs[j]);
-        s += bs * b[i].d;
-    }
-    return s;
-}
-float dot_q4_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant_q8_k(DType::Q4_K, n, w, x); }
-float dot_q5_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant_q8_k(DType::Q5_K, n, w, x); }
-float dot_q6_k_q8_k(int64_t n, const void* w, const void* x) { return dot_kquant_q8_k(DType::Q6_K, n, w, x); }
-
 // f32-activation mode: the weight row dequantized into f32 in chunks (every weight type
 // dequantizes to the same floats however it is computed; see f32_lane_dot) and dotted in
 // the 16-lane order every SIMD kernel of this mode reproduces.
@@ -169,32 +152,6 @@ float dot_exact(int64_t n, const void* w, const void* x) {
         acc.add(buf, xf + i, i, m);
     }
     return acc.sum(n);
-}
-
-void quantize_row_q8_k(const float* x, void* dst, int64_t n) {
-    auto* y = static_cast<BlockQ8_K*>(dst);
-    for (int64_t i = 0; i < n / 256; ++i, x += 256) {
-        float amax = 0, mx = 0;
-        for (int j = 0; j < 256; ++j)
-            if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), mx = x[j];
-        if (amax == 0) {
-            y[i].d = 0;
-            std::memset(y[i].qs, 0, sizeof y[i].qs);
-            std::memset(y[i].bsums, 0, sizeof y[i].bsums);
-            continue;
-        }
-        const float iscale = -127.f / mx;
-        for (int j = 0; j < 256; ++j) {
-            const int v = int(std::nearbyint(iscale * x[j]));
-            y[i].qs[j] = int8_t(std::min(127, v));
-        }
-        for (int k = 0; k < 16; ++k) {
-            int sum = 0;
-            for (int j = 0; j < 16; ++j) sum += y[i].qs[16 * k + j];
-            y[i].bsums[k] = int16_t(sum);
-        }
-        y[i].d = 1.f / iscale;
-    }
 }
 
 }  // namespace
@@ -237,7 +194,7 @@ void quantize_act_row(const float* x, DType at, void* dst, int64_t n) {
     switch (at) {
         case DType::Q8_0: quantize_row_q8_0_fast(x, dst, n); return;
         case DType::Q8_1: quantize_row_q8_1_fast(x, dst, n); return;
-        case DType::Q8_K: quantize_row_q8_k(x, dst, n); return;
+        case DType::Q8_K: quantize_row_q8_k_ref(x, static_cast<BlockQ8_K*>(dst), n, false); return;
         case DType::F16: {
             auto* d = static_cast<uint16_t*>(dst);
             for (int64_t i = 0; i < n; ++i) d[i] = fp32_to_fp16(x[i]);
@@ -275,9 +232,7 @@ VecDotFn scalar_vec_dot(DType wt, bool exact) {
         case DType::Q5_1: return dot_q5_1_q8_1;
         case DType::Q8_0: return dot_q8_0_q8_0;
         case DType::IQ4_NL: return dot_iq4_nl_q8_0;
-        case DType::Q4_K: return dot_q4_k_q8_k;
-        case DType::Q5_K: return dot_q5_k_q8_k;
-        case DType::Q6_K: return dot_q6_k_q8_k;
+        case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return scalar_kq_vec_dot(wt);
         default: return nullptr;
     }
 }

@@ -14,7 +14,9 @@
 // 8-bit mode (llama.cpp's scheme): a weight row of type W is multiplied with an
 // activation row prepared in the type ggml pairs with W (Q4_0·Q8_0, Q4_1·Q8_1, Q5_0·Q8_0,
 // Q5_1·Q8_1, Q8_0·Q8_0, IQ4_NL·Q8_0, Q4_K/Q5_K/Q6_K·Q8_K, F16·F16, BF16·F32, F32·F32), so
-// our results follow llama.cpp's arithmetic.
+// our results follow llama.cpp's arithmetic. For the K-quants that arithmetic depends on
+// the matrix's row count and the batch size (vec_dot, the tiled kernel or the q4_K repack;
+// kquant.h), and matmul() picks the same form.
 //
 // Each vec-dot exists as scalar code (kernels.cpp) and, where it pays, as AVX2 / AVX-512
 // variants chosen once at startup (dispatch.cpp). Tests force each level.

@@ -6,17 +6,20 @@
 //   f32 mode, AVX-512   -> batch <= 8: the decode kernel (f32_avx512.cpp), rows split
 //                          across threads; larger batches: f32 tiles (same file);
 //   f32 mode, AVX2      -> f32 tiles (gemm_f32_avx2.cpp), every batch size;
-//   anything else       -> the vec-dot loop gemm_rows() (scalar level, K-quants and
-//                          f16/f32 in the 8-bit mode).
-// All 8-bit-mode paths give every (row, token) the same ISA level's vec-dot value bit for
-// bit (at AVX2 and up: llama.cpp's AVX2 arithmetic), so neither the path nor the tile or
-// thread count changes results. Every f32-mode path computes the 16-lane order of
-// kernels.h, so its results do not depend on the path, the ISA level or the threads.
+//   K-quants, 8-bit mode -> kq_matmul (kquant.cpp): llama.cpp's three arithmetic forms;
+//   anything else       -> the vec-dot loop gemm_rows() (scalar level, f16/f32 in the
+//                          8-bit mode).
+// All 8-bit-mode paths except the K-quants' give every (row, token) the same ISA level's
+// vec-dot value bit for bit (at AVX2 and up: llama.cpp's AVX2 arithmetic), so neither the
+// path nor the tile or thread count changes results. K-quants follow llama.cpp, whose
+// arithmetic depends on the batch size and the row count (kquant.h), at every ISA level.
+// Every f32-mode path computes the 16-lane order of kernels.h, so its results do not depend
+// on the path, the ISA level or the threads.
 #include <algorithm>
 #include <cstdlib>
 
 #include "base/status.h"
-#include "tensor/cpu/simd.h"
+#include "tensor/cpu/kquant.h"
 
 namespace strata::cpu {
 
@@ -108,6 +111,8 @@ uint8_t* thread_scratch(ScratchSlot slot, size_t bytes) {
 
 void matmul(DType wt, const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const float* x, int64_t n_batch,
             int64_t n_cols, float* y, int64_t ldy, bool exact, ThreadPool& pool, Acts* scratch) {
+    if (!exact && is_kquant(wt))  // llama.cpp's K-quant forms (kquant.h)
+        return kq_matmul(wt, w, w_row_bytes, n_rows, x, n_batch, n_cols, y, ldy, pool, scratch);
     Acts& a = *scratch;
     bool offset_q8 = false;
     const GemmTileFn gemm = !exact && n_batch >= 2 ? gemm_tile_fn(wt, &offset_q8) : nullptr;

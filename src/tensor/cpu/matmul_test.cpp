@@ -5,7 +5,8 @@
 // Tolerances: in the default (8-bit activation) mode every output must equal the vec-dot
 // of the same ISA level on the same quantized activations exactly (the batched kernels
 // keep its per-block integer dots and float order; at AVX2 and above that is llama.cpp's
-// AVX2 arithmetic), and be within 1e-3·sum_j |x̂_j|·(|w_j| + max|w|) of the double dot of
+// AVX2 arithmetic; K-quants: the scalar definition of llama.cpp's form for that matrix,
+// batch and token, kquant.h), and be within 1e-3·sum_j |x̂_j|·(|w_j| + max|w|) of the double dot of
 // the dequantized weights w and dequantized activations x̂ (float rounding, plus Q8_1's
 // f16-rounded block sums times the Q4_1/Q5_1 minimum, which max|w| bounds).
 // Exact mode: within 1e-5·sum_j |w_j·x_j| of the dequantized weights · f32 activations.
@@ -18,7 +19,7 @@
 
 #include "tensor/cpu/kernels.h"
 #include "tensor/cpu/kernels_test_util.h"
-#include "tensor/cpu/simd.h"
+#include "tensor/cpu/kquant.h"
 
 namespace strata::cpu {
 namespace {
@@ -48,8 +49,21 @@ Problem make_problem(DType t, int64_t rows, int64_t cols, int64_t batch, std::mt
     return p;
 }
 
-// y[b][r] by the ISA level's vec-dot on the same quantized activations.
+// y[b][r] by the ISA level's vec-dot on the same quantized activations. K-quants in the
+// 8-bit mode: the scalar definition of the form llama.cpp uses for this row count, batch
+// size and token (kquant.h), on activations quantized as that form's are.
 std::vector<float> vec_dot_loop(const Problem& p, bool exact) {
+    if (!exact && is_kquant(p.t)) {
+        std::vector<float> y(size_t(p.batch * p.rows));
+        std::vector<BlockQ8_K> xq(size_t(p.cols / 256));
+        for (int64_t b = 0; b < p.batch; ++b) {
+            const KqForm f = kq_form(p.t, p.rows, p.batch, b);
+            quantize_row_q8_k_ref(p.x.data() + b * p.cols, xq.data(), p.cols, f == KqForm::kGemm);
+            for (int64_t r = 0; r < p.rows; ++r)
+                y[size_t(b * p.rows + r)] = kq_dot_scalar(p.t, f, p.cols, p.w.data() + size_t(r) * p.row_bytes, xq.data());
+        }
+        return y;
+    }
     Acts a;
     prepare_acts(p.x.data(), p.batch, p.cols, p.t, exact, &a);
     const VecDotFn dot = vec_dot_fn(p.t, exact);
@@ -84,7 +98,7 @@ TEST_P(Matmul, AllPathsMatchVecDotAndReference) {
     const int64_t cols = kquant ? 512 : 576;
     std::mt19937 rng(99);
     ThreadPool pool1(1), pool2(2), pool3(3);
-    for (int64_t rows : {1, 3, 4, 5, 13, 67}) {
+    for (int64_t rows : {1, 3, 4, 5, 8, 13, 67}) {  // 8: Q4_K takes the repack forms
         for (int64_t batch : {1, 2, 3, 7, 64, 301}) {  // 301: more than one 256-token chunk
             const Problem p = make_problem(t, rows, cols, batch, rng);
             const size_t ny = size_t(batch * rows);

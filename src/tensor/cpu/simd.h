@@ -19,7 +19,7 @@ VecDotFn avx512_vec_dot(DType wt, bool vnni);  // vec_dot_avx512.cpp (same numer
 // one call apart (kScratch*). The ISA files take buffers from here rather than through
 // std::vector: a template instantiated in a file built with -mavx512f is an ordinary
 // weak symbol, and the linker may keep that copy for callers running on older CPUs.
-enum ScratchSlot { kScratchMatvec = 0, kScratchGemmTile = 1, kScratchF32Tile = 2, kScratchSlots = 3 };
+enum ScratchSlot { kScratchMatvec = 0, kScratchGemmTile = 1, kScratchF32Tile = 2, kScratchKquant = 3, kScratchSlots = 4 };
 uint8_t* thread_scratch(ScratchSlot slot, size_t bytes);
 
 // Activation quantizers with the active ISA (same results as the reference quantizers).
