@@ -32,8 +32,9 @@ private:
     void rotate(float* v, int64_t n_heads, int64_t hd, int64_t pos, bool fused, float sin_sign) const;
 };
 
-// g[i] = act(g[i]) * u[i]. SiLU: ggml's vectorized expf (ggml) or libm exp; GELU (tanh
-// form): ggml's f16 lookup table (ggml) or the formula in f32 with tanhf.
+// g[i] = act(g[i]) * u[i]. SiLU: x / (1 + exp(-x)) with ggml's vectorized exp in both
+// modes. GELU (tanh form): ggml's f16 lookup table (ggml), or in f32 x / (1 + exp(-2z)),
+// z = sqrt(2/pi) (x + 0.044715 x^3), with the same exp.
 void gated_act(FfnAct act, float* g, const float* u, int64_t n, bool ggml);
 
 // logits = c * tanh(logits / c), as ggml's scale / tanh / scale.

@@ -334,7 +334,7 @@ TEST(KvEval, ChunkedEqualsTokenByTokenInExactMode) {
 #endif
     // Under ASan (about 4x slower here) one per-token and one tile format keep the memory
     // checks of both paths; the full set runs in the normal build.
-    std::vector<const char*> kvs = {"fp32", "q8_0", "turboquant3_b2", "tq_prod3", "kivi2", "kvarn_k2v2"};
+    std::vector<const char*> kvs = {"fp32", "fp16", "q8_0", "turboquant3_b2", "tq_prod3", "kivi2", "kvarn_k2v2"};
     if (kSanitized) kvs = {"q8_0", "kvarn_k2v2"};
     for (const char* kv : kvs) {
         SCOPED_TRACE(kv);

@@ -43,6 +43,9 @@ float dot_f16_ggml_chunked(const uint16_t* a, const uint16_t* const* chunks, int
 
 // lane_dot(a, n, f16 value of h[i]) (kv/lane_dot.h), bit for bit at every ISA level.
 float lane_dot_f16(const float* a, const uint16_t* h, int64_t n);
+// out[k] = lane_dot_f16(a[k], h, n) for k < m, bit for bit, sharing the loads of h (the
+// query heads of one KV head against one key; one V column against their probabilities).
+void lane_dot_f16_multi(const float* const* a, int m, const uint16_t* h, int64_t n, float* out);
 
 // llama.cpp's prompt-batch f16 GEMM (llamafile tinyBLAS, taken for 2 or more query rows
 // when flash attention is off): 16 lanes, one fma per lane per 16 values in order, then

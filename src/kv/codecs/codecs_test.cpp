@@ -4,6 +4,8 @@
 // layout's accounting; the TurboQuant codebook is the Lloyd-Max solution for D = 64.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <cmath>
 #include <random>
 
@@ -206,6 +208,36 @@ TEST(FlashPieces, ScalarAndSimdBodiesAgreeWithTheirDefinitions) {
         const uint16_t* chunks[2] = {b16.data(), b16.data() + 64};
         EXPECT_EQ(dot_f16_sgemm_chunked(a16.data(), chunks, 2), want_sgemm);
         EXPECT_EQ(lane_dot_f16(qq.data(), a16.data(), 100), want_lane);
+    }
+    cpu::force_isa(cpu::detected_isa());
+}
+
+// The grouped form the f32 attention uses for the query heads of one KV head: each of the m
+// results equals the single-row lane dot bit for bit, for every m (across the 8-row chunks
+// of the AVX2 body) and every length (tails included), at each ISA level.
+TEST(FlashPieces, MultiRowLaneDotEqualsSingleRow) {
+    std::mt19937 rng(12);
+    std::normal_distribution<float> nd(0, 1);
+    std::vector<uint16_t> h(300);
+    for (auto& e : h) e = fp32_to_fp16(nd(rng));
+    std::vector<std::vector<float>> a(11, std::vector<float>(300));
+    for (auto& r : a)
+        for (auto& e : r) e = nd(rng);
+    for (cpu::Isa isa : {cpu::Isa::kScalar, cpu::Isa::kAvx2}) {
+        if (int(isa) > int(cpu::detected_isa())) continue;
+        cpu::force_isa(isa);
+        SCOPED_TRACE(cpu::isa_name(isa));
+        for (int m : {1, 3, 4, 8, 9, 11})
+            for (int64_t n : {1, 7, 8, 64, 65, 256, 300}) {
+                std::vector<const float*> rows;
+                for (int k = 0; k < m; ++k) rows.push_back(a[size_t(k)].data());
+                std::vector<float> got(static_cast<size_t>(m));
+                lane_dot_f16_multi(rows.data(), m, h.data(), n, got.data());
+                for (int k = 0; k < m; ++k) {
+                    const float want = lane_dot_f16(rows[size_t(k)], h.data(), n);
+                    EXPECT_EQ(std::memcmp(&got[size_t(k)], &want, 4), 0) << "m " << m << " n " << n << " row " << k;
+                }
+            }
     }
     cpu::force_isa(cpu::detected_isa());
 }

@@ -59,15 +59,14 @@ public:
     }
 
     void attend(const float* q, int64_t n, float* out, const AttendOpts& o) const override {
-        if (!o.exact && o.flash) return attend_flash(q, n, out, o);
+        if (o.exact) return attend_exact(q, n, out, o);
+        if (o.flash) return attend_flash(q, n, out, o);
         const int64_t hd = s_.head_dim, n_head = s_.n_head, group = s_.n_head / s_.n_head_kv;
         const float scale = score_scale(o, int(hd));
-        const bool ggml = !o.exact;
-        // llama.cpp multiplies prompt batches (2+ query rows) with tinyBLAS, whose dot
+        // llama.cpp's non-flash attention (-fa off). It multiplies prompt batches (2+ query rows) with tinyBLAS, whose dot
         // order differs from ggml_vec_dot_f16's (codecs.h); it needs a multiple of 16 values,
         // and we take it for head sizes that are whole 64-value chunks.
-        const bool sgemm = ggml && n >= 2 && hd % 64 == 0;
-        const TileKernels& kern = tile_kernels(cpu::active_isa());  // exact mode: max / exp_sum
+        const bool sgemm = n >= 2 && hd % 64 == 0;
         const int64_t n_pages = (n_ + kPage - 1) / kPage, n_kv_pad = n_pages * kPage;
         auto job = [&](int64_t b, int64_t e, int64_t step) {
             std::vector<float> scores(static_cast<size_t>(n_kv_pad)), probs(static_cast<size_t>(n_kv_pad));
@@ -77,7 +76,7 @@ public:
                 const int64_t i = jb / n_head, h = jb % n_head, kvh = h / group;
                 const KeySpan span = visible_keys(o, n_, n, i);
                 const int64_t n_vis = span.end;
-                const int64_t n_kv = ggml ? n_kv_pad : n_vis;
+                const int64_t n_kv = n_kv_pad;
                 const float* qrow = q + i * n_head * hd + h * hd;
                 for (int64_t d = 0; d < hd; ++d) q16[size_t(d)] = fp32_to_fp16(qrow[d]);
                 float mx = -INFINITY;
@@ -88,43 +87,24 @@ public:
                     if (sgemm) {
                         const uint16_t* kc[4] = {kr, kr + 64, kr + 128, kr + 192};
                         s = hd <= 256 ? dot_f16_sgemm_chunked(q16.data(), kc, hd / 64) : ops::dot_f16_ggml(q16.data(), kr, hd);
-                    } else if (ggml) {
-                        s = ops::dot_f16_ggml(q16.data(), kr, hd);
                     } else {
-                        s = lane_dot_f16(qrow, kr, hd);
+                        s = ops::dot_f16_ggml(q16.data(), kr, hd);
                     }
                     s *= scale;
                     scores[size_t(j)] = s;
                     mx = std::max(mx, s);
                 }
                 for (int64_t j = n_vis; j < n_kv; ++j) scores[size_t(j)] = -INFINITY;
-                double sum;
-                if (ggml) {
-                    sum = ops::softmax_exp_ggml(scores.data(), probs.data(), n_kv, mx);
-                } else {
-                    std::copy_n(scores.data(), n_kv, probs.data());
-                    sum = kern.exp_sum(probs.data(), int(n_kv), mx);
-                }
+                const double sum = ops::softmax_exp_ggml(scores.data(), probs.data(), n_kv, mx);
                 const float inv = float(1.0 / sum);
                 for (int64_t j = 0; j < n_kv; ++j) probs[size_t(j)] *= inv;
                 float* od = out + i * n_head * hd + h * hd;
-                if (ggml) {
-                    for (int64_t j = 0; j < n_kv; ++j) p16[size_t(j)] = fp32_to_fp16(probs[size_t(j)]);
-                    for (int64_t d = 0; d < hd; ++d) {
-                        for (int64_t c = 0; c < n_pages; ++c)
-                            chunks[size_t(c)] = page16(c) + size_t(kPage) * kv_dim_ + size_t(kvh * hd + d) * kPage;
-                        od[d] = sgemm ? dot_f16_sgemm_chunked(p16.data(), chunks.data(), n_pages)
-                                      : dot_f16_ggml_chunked(p16.data(), chunks.data(), n_pages);
-                    }
-                } else {
-                    for (int64_t d = 0; d < hd; ++d) {
-                        float acc = 0;
-                        for (int64_t p0 = 0; p0 < n_kv; p0 += kPage) {
-                            const uint16_t* vc = page16(p0 / kPage) + size_t(kPage) * kv_dim_ + size_t(kvh * hd + d) * kPage;
-                            acc += lane_dot_f16(&probs[size_t(p0)], vc, std::min<int64_t>(kPage, n_kv - p0));
-                        }
-                        od[d] = acc;
-                    }
+                for (int64_t j = 0; j < n_kv; ++j) p16[size_t(j)] = fp32_to_fp16(probs[size_t(j)]);
+                for (int64_t d = 0; d < hd; ++d) {
+                    for (int64_t c = 0; c < n_pages; ++c)
+                        chunks[size_t(c)] = page16(c) + size_t(kPage) * kv_dim_ + size_t(kvh * hd + d) * kPage;
+                    od[d] = sgemm ? dot_f16_sgemm_chunked(p16.data(), chunks.data(), n_pages)
+                                  : dot_f16_ggml_chunked(p16.data(), chunks.data(), n_pages);
                 }
             }
         };
@@ -175,6 +155,7 @@ private:
     }
 
     void attend_flash(const float* q, int64_t n, float* out, const AttendOpts& o) const;
+    void attend_exact(const float* q, int64_t n, float* out, const AttendOpts& o) const;
 
     // V as rows [token][kv_dim] for the flash path, copied from the pages as tokens arrive
     // (rows below vrows_n_ are current; truncate() lowers it). Grows geometrically up to
@@ -327,6 +308,59 @@ void Fp16Cache::attend_flash(const float* q, int64_t n, float* out, const Attend
         }
     };
     run_rows(o.pool, n * n_head, job);
+}
+
+// f32 mode: f32 scores (lane_dot_f16 of the f32 query with the f16 key), the tile kernels'
+// exp, f32 probabilities against each f16 V column page by page. A job is a query row and
+// a run of query heads sharing one KV head: all the heads of the group when there are
+// enough (row, KV head) jobs to keep the threads busy (prefill), one head otherwise
+// (decode), so that a few KV heads never idle a thread. Every (row, head) result is the
+// same either way: lane_dot_f16_multi equals lane_dot_f16 per row bit for bit.
+void Fp16Cache::attend_exact(const float* q, int64_t n, float* out, const AttendOpts& o) const {
+    const int64_t hd = s_.head_dim, n_head = s_.n_head, hk = s_.n_head_kv, group = n_head / hk;
+    const float scale = score_scale(o, int(hd));
+    const TileKernels& kern = tile_kernels(cpu::active_isa());  // max / exp_sum
+    const int threads = o.pool ? o.pool->n_threads() : 1;
+    const int64_t per_job = n * hk >= 4 * threads ? group : 1;  // query heads per job
+    const int64_t jobs_per_row = n_head / per_job;
+    auto job = [&](int64_t b, int64_t e, int64_t step) {
+        std::vector<float> scores, probs, dots(static_cast<size_t>(per_job)), acc(dots.size());
+        std::vector<const float*> rows(static_cast<size_t>(per_job));
+        for (int64_t jb = b; jb < e; jb += step) {
+            const int64_t i = jb / jobs_per_row, h0 = (jb % jobs_per_row) * per_job, kvh = h0 / group;
+            const KeySpan span = visible_keys(o, n_, n, i);
+            const int64_t n_vis = span.end;
+            scores.assign(size_t(per_job * n_vis), -INFINITY);
+            probs.resize(scores.size());
+            for (int64_t k = 0; k < per_job; ++k) rows[size_t(k)] = q + i * n_head * hd + (h0 + k) * hd;
+            for (int64_t j = span.first; j < n_vis; ++j) {
+                const uint16_t* kr = page16(j / kPage) + size_t(j % kPage) * kv_dim_ + size_t(kvh * hd);
+                lane_dot_f16_multi(rows.data(), int(per_job), kr, hd, dots.data());
+                for (int64_t k = 0; k < per_job; ++k) scores[size_t(k * n_vis + j)] = dots[size_t(k)] * scale;
+            }
+            for (int64_t k = 0; k < per_job; ++k) {
+                float* sc = &scores[size_t(k * n_vis)];
+                float* pr = &probs[size_t(k * n_vis)];
+                float mx = -INFINITY;
+                for (int64_t j = span.first; j < n_vis; ++j) mx = std::max(mx, sc[j]);
+                std::copy_n(sc, n_vis, pr);
+                const double sum = kern.exp_sum(pr, int(n_vis), mx);
+                const float inv = float(1.0 / sum);
+                for (int64_t j = 0; j < n_vis; ++j) pr[j] *= inv;
+            }
+            for (int64_t d = 0; d < hd; ++d) {
+                std::fill(acc.begin(), acc.end(), 0.f);
+                for (int64_t p0 = 0; p0 < n_vis; p0 += kPage) {
+                    const uint16_t* vc = page16(p0 / kPage) + size_t(kPage) * kv_dim_ + size_t(kvh * hd + d) * kPage;
+                    for (int64_t k = 0; k < per_job; ++k) rows[size_t(k)] = &probs[size_t(k * n_vis + p0)];
+                    lane_dot_f16_multi(rows.data(), int(per_job), vc, std::min<int64_t>(kPage, n_vis - p0), dots.data());
+                    for (int64_t k = 0; k < per_job; ++k) acc[size_t(k)] += dots[size_t(k)];
+                }
+                for (int64_t k = 0; k < per_job; ++k) out[i * n_head * hd + (h0 + k) * hd + d] = acc[size_t(k)];
+            }
+        }
+    };
+    run_rows(o.pool, n * jobs_per_row, job);
 }
 
 // Row form of the same storage, for mixing with another format via --kv-k / --kv-v.

@@ -2,6 +2,7 @@
 // different KV pages, so the paged fp16 cache keeps llama.cpp's value-dot bits. Lanes are
 // independent fma chains, so an 8-lane AVX2 body (fp16_dot_avx2.cpp) and this portable
 // body give the same bits as ggml's 16-lane AVX-512 one.
+#include <algorithm>
 #include <cmath>
 
 #include "kv/codecs/codecs.h"
@@ -51,6 +52,16 @@ float lane_dot_f16(const float* a, const uint16_t* h, int64_t n) {
     if (cpu::active_isa() >= cpu::Isa::kAvx2) return lane_dot_f16_avx2(a, h, n);
     const float* f16 = fp16_table();
     return lane_dot(a, n, [h, f16](int64_t i) { return f16[h[i]]; });
+}
+
+void lane_dot_f16_multi_avx2(const float* const* a, int m, const uint16_t* h, int64_t n, float* out);
+
+void lane_dot_f16_multi(const float* const* a, int m, const uint16_t* h, int64_t n, float* out) {
+    if (cpu::active_isa() >= cpu::Isa::kAvx2) {
+        for (int k0 = 0; k0 < m; k0 += 8) lane_dot_f16_multi_avx2(a + k0, std::min(8, m - k0), h, n, out + k0);
+        return;
+    }
+    for (int k = 0; k < m; ++k) out[k] = lane_dot_f16(a[k], h, n);
 }
 
 float dot_f16_sgemm_chunked(const uint16_t* a, const uint16_t* const* chunks, int64_t n_chunks) {
